@@ -1,0 +1,46 @@
+/**
+ * File access for the CLI (Node only; the library itself works on bytes).
+ * Every write goes to a temporary file in the same folder and is renamed into place, so a
+ * crash or an error never leaves a partial output behind.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DitMoeError } from '../ref/errors.js';
+import { parseSafetensors, type SafeTensors } from '../io/safetensors.js';
+
+export function readBytes(file: string): Uint8Array {
+  try {
+    return new Uint8Array(fs.readFileSync(file));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new DitMoeError('no such file', file);
+    if (code === 'EISDIR') throw new DitMoeError('is a folder, expected a file', file);
+    throw new DitMoeError(`cannot read (${code ?? (e as Error).message})`, file);
+  }
+}
+
+export function readSafetensorsFile(file: string): SafeTensors {
+  return parseSafetensors(readBytes(file), file);
+}
+
+/** Writes `bytes` to `file` atomically: a temporary file beside it, then a rename. */
+export function writeFileAtomic(file: string, bytes: Uint8Array | string): void {
+  const dir = path.dirname(path.resolve(file));
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new DitMoeError(`cannot create folder ${dir} (${(e as NodeJS.ErrnoException).code})`, file);
+  }
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  try {
+    fs.writeFileSync(tmp, bytes);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch {
+      /* nothing left to clean */
+    }
+    throw new DitMoeError(`cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, file);
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * The kernel interface: the arithmetic the model needs, and nothing else. The model
+ * (`model.ts`, `block.ts`, `moe.ts`, ...) is written once against this interface; `ref`
+ * implements it with the plain functions of this folder, `wasm/` with WebAssembly SIMD.
+ * A backend may keep state (packed weights, a memory arena) but must give the same
+ * numbers as `refKernels` within the tolerances stated in `spec/`.
+ *
+ * Conventions (llm.c style): outputs first, dimensions last; every array row-major;
+ * weights `[out, in]` as PyTorch stores them. Forward kernels overwrite their outputs;
+ * backward kernels accumulate (+=) into gradient buffers, which the caller zeroes.
+ */
+import { linearForward, linearBackward } from './linear.js';
+import { layerNormForward, layerNormBackward } from './layernorm.js';
+import { attentionForward, attentionBackward } from './attention.js';
+import { swigluForward, swigluBackward } from './swiglu.js';
+
+export interface Kernels {
+  readonly name: string;
+  /** out[M,N] = x[M,K] · w[N,K]ᵀ + b[N] (b may be null). */
+  linear(out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, M: number, K: number, N: number): void;
+  /** dx[M,K] += dout·w, dw[N,K] += doutᵀ·x, db[N] += Σ_rows dout. Any of dx, dw, db may be null. */
+  linearBackward(dx: Float32Array | null, dw: Float32Array | null, db: Float32Array | null, dout: Float32Array, x: Float32Array, w: Float32Array, M: number, K: number, N: number): void;
+  /** out[M,D] = (x - mean)·rstd (· w + b when given); mean, rstd [M] are written for backward. */
+  layerNorm(out: Float32Array, mean: Float32Array, rstd: Float32Array, x: Float32Array, w: Float32Array | null, b: Float32Array | null, M: number, D: number, eps: number): void;
+  layerNormBackward(dx: Float32Array, dw: Float32Array | null, db: Float32Array | null, dout: Float32Array, x: Float32Array, w: Float32Array | null, mean: Float32Array, rstd: Float32Array, M: number, D: number): void;
+  /**
+   * Multi-head self-attention core on a fused qkv [B, T, 3, H, Dh] (timm and flash layouts agree):
+   * out[B,T,H·Dh] = softmax(q kᵀ / √Dh) v per head; probs [B,H,T,T] is written when not null.
+   */
+  attention(out: Float32Array, probs: Float32Array | null, qkv: Float32Array, B: number, T: number, H: number, Dh: number): void;
+  attentionBackward(dqkv: Float32Array, dout: Float32Array, qkv: Float32Array, probs: Float32Array, B: number, T: number, H: number, Dh: number): void;
+  /**
+   * SwiGLU expert: out[M,D] = (silu(x·Wgᵀ) ⊙ (x·Wuᵀ))·Wdᵀ with Wg, Wu [F,D], Wd [D,F].
+   * gate, up [M,F] (pre-activation) are written for backward when not null.
+   */
+  swiglu(out: Float32Array, gate: Float32Array | null, up: Float32Array | null, x: Float32Array, wg: Float32Array, wu: Float32Array, wd: Float32Array, M: number, D: number, F: number): void;
+  swigluBackward(dx: Float32Array, dwg: Float32Array, dwu: Float32Array, dwd: Float32Array, dout: Float32Array, x: Float32Array, gate: Float32Array, up: Float32Array, wg: Float32Array, wu: Float32Array, wd: Float32Array, M: number, D: number, F: number): void;
+  /** Called after the optimiser changes weights in place, so a backend can drop packed copies. */
+  weightsChanged?(): void;
+}
+
+/** The reference kernels: the plain functions of `ref/`, one loop nest each. */
+export const refKernels: Kernels = {
+  name: 'ref',
+  linear: linearForward,
+  linearBackward,
+  layerNorm: layerNormForward,
+  layerNormBackward,
+  attention: attentionForward,
+  attentionBackward,
+  swiglu: swigluForward,
+  swigluBackward,
+};
