@@ -1,0 +1,162 @@
+/**
+ * The sparse MoE layer (official `SparseMoeBlock`): routed experts plus shared experts.
+ *   x [M, D] (M = batch·tokens)
+ *   router:  idx, weight [M, k] = top-k of softmax(x Wgateᵀ)             (router.ts)
+ *   routed:  y_m = Σ_j weight[m,j] · Expert_{idx[m,j]}(x_m)             (SwiGLU experts, swiglu.ts)
+ *   shared:  y_m += Shared(x_m)       (one SwiGLU of width n_shared·D that every token passes)
+ *   aux  = the balance loss of the routing (balanceLoss.ts), in training
+ * Dispatch is sparse: a counting sort groups the M·k routing slots by expert, each expert runs
+ * once as a dense product over its tokens, and the weighted outputs are scatter-added back.
+ */
+import type { Kernels } from './kernels.js';
+import { routerForward, routerBackward, type RouterOutput } from './router.js';
+import { balanceLossForward, balanceLossBackward } from './balanceLoss.js';
+
+export interface SwigluWeights {
+  gate: Float32Array; // [F, D]
+  up: Float32Array; // [F, D]
+  down: Float32Array; // [D, F]
+}
+
+export interface MoeWeights {
+  gate: Float32Array; // router [E, D]
+  experts: SwigluWeights[]; // E experts of width F
+  shared: SwigluWeights | null; // width Fs
+}
+
+export interface MoeDims {
+  D: number; // hidden size
+  E: number; // routed experts
+  k: number; // experts per token
+  F: number; // routed expert width (mlp_ratio·D)
+  Fs: number; // shared expert width (n_shared·D), 0 when none
+  normTopk: boolean;
+  alpha: number; // balance-loss coefficient
+  seqAux: boolean; // per-sequence balance loss
+}
+
+/** The tokens one expert processes: which slots, their gathered inputs and saved activations. */
+export interface ExpertGroup {
+  slots: Int32Array; // [n] routing slots m·k + j that chose this expert, in token order
+  xIn: Float32Array; // [n, D] gathered inputs
+  gate: Float32Array; // [n, F] pre-activations, for backward
+  up: Float32Array; // [n, F]
+  out: Float32Array; // [n, D] expert outputs before weighting
+}
+
+export interface MoeCache {
+  router: RouterOutput;
+  groups: ExpertGroup[]; // [E]
+  shared: Float32Array | null; // [M, D] shared-expert output
+  sharedGate: Float32Array | null; // [M, Fs]
+  sharedUp: Float32Array | null; // [M, Fs]
+  aux: number; // balance loss (0 when alpha = 0)
+}
+
+/** Groups the M·k slots by expert (counting sort, stable in token order). */
+export function dispatchByExpert(topkIdx: Int32Array, E: number): Int32Array[] {
+  const counts = new Int32Array(E);
+  for (let s = 0; s < topkIdx.length; s++) counts[topkIdx[s]]++;
+  const groups = Array.from({ length: E }, (_, e) => new Int32Array(counts[e]));
+  const fill = new Int32Array(E);
+  for (let s = 0; s < topkIdx.length; s++) {
+    const e = topkIdx[s];
+    groups[e][fill[e]++] = s;
+  }
+  return groups;
+}
+
+/** out [M, D] = routed + shared experts of x [M, D] (B sequences of T tokens, M = B·T). */
+export function moeForward(kern: Kernels, out: Float32Array, x: Float32Array, w: MoeWeights, dims: MoeDims, B: number, T: number): MoeCache {
+  const { D, E, k, F, Fs } = dims;
+  const M = B * T;
+  const router = routerForward(kern, x, w.gate, M, D, E, k, dims.normTopk);
+  out.fill(0);
+  const groups: ExpertGroup[] = [];
+  const slotsByExpert = dispatchByExpert(router.topkIdx, E);
+  for (let e = 0; e < E; e++) {
+    const slots = slotsByExpert[e];
+    const n = slots.length;
+    const xIn = new Float32Array(n * D);
+    for (let r = 0; r < n; r++) xIn.set(x.subarray(((slots[r] / k) | 0) * D, (((slots[r] / k) | 0) + 1) * D), r * D); // gather
+    const gate = new Float32Array(n * F);
+    const up = new Float32Array(n * F);
+    const eo = new Float32Array(n * D);
+    if (n > 0) kern.swiglu(eo, gate, up, xIn, w.experts[e].gate, w.experts[e].up, w.experts[e].down, n, D, F);
+    for (let r = 0; r < n; r++) {
+      // scatter-add weight · expert output
+      const m = (slots[r] / k) | 0;
+      const wt = router.topkWeight[slots[r]];
+      for (let d = 0; d < D; d++) out[m * D + d] += wt * eo[r * D + d];
+    }
+    groups.push({ slots, xIn, gate, up, out: eo });
+  }
+  let shared: Float32Array | null = null;
+  let sharedGate: Float32Array | null = null;
+  let sharedUp: Float32Array | null = null;
+  if (w.shared && Fs > 0) {
+    shared = new Float32Array(M * D);
+    sharedGate = new Float32Array(M * Fs);
+    sharedUp = new Float32Array(M * Fs);
+    kern.swiglu(shared, sharedGate, sharedUp, x, w.shared.gate, w.shared.up, w.shared.down, M, D, Fs);
+    for (let i = 0; i < M * D; i++) out[i] += shared[i];
+  }
+  const aux = dims.alpha > 0 ? balanceLossForward(router.scores, router.topkIdx, B, T, E, k, dims.alpha, dims.seqAux) : 0;
+  return { router, groups, shared, sharedGate, sharedUp, aux };
+}
+
+export interface MoeGrads {
+  gate: Float32Array;
+  experts: SwigluWeights[];
+  shared: SwigluWeights | null;
+}
+
+/**
+ * Backward of moeForward (accumulates into dx [M, D] and the weight gradients). `daux` is the
+ * gradient of the total loss with respect to this layer's balance loss (1 in the official
+ * training, which adds every layer's aux loss to the total with coefficient one).
+ */
+export function moeBackward(kern: Kernels, dx: Float32Array, g: MoeGrads, dout: Float32Array, x: Float32Array, w: MoeWeights, cache: MoeCache, dims: MoeDims, B: number, T: number, daux: number): void {
+  const { D, E, k, F, Fs } = dims;
+  const M = B * T;
+  const r = cache.router;
+  // shared experts: out += Shared(x)
+  if (w.shared && g.shared && cache.sharedGate && cache.sharedUp && Fs > 0) {
+    kern.swigluBackward(dx, g.shared.gate, g.shared.up, g.shared.down, dout, x, cache.sharedGate, cache.sharedUp, w.shared.gate, w.shared.up, w.shared.down, M, D, Fs);
+  }
+  // routed experts: out_m += weight_s · eo_r  →  deo_r = weight_s · dout_m, dweight_s = dout_m · eo_r
+  const dWeight = new Float32Array(M * k);
+  for (let e = 0; e < E; e++) {
+    const grp = cache.groups[e];
+    const n = grp.slots.length;
+    if (n === 0) continue;
+    const deo = new Float32Array(n * D);
+    for (let i = 0; i < n; i++) {
+      const s = grp.slots[i];
+      const m = (s / k) | 0;
+      const wt = r.topkWeight[s];
+      let dot = 0;
+      for (let d = 0; d < D; d++) {
+        deo[i * D + d] = wt * dout[m * D + d];
+        dot += dout[m * D + d] * grp.out[i * D + d];
+      }
+      dWeight[s] = dot;
+    }
+    const dxIn = new Float32Array(n * D);
+    const ew = w.experts[e];
+    const eg = g.experts[e];
+    kern.swigluBackward(dxIn, eg.gate, eg.up, eg.down, deo, grp.xIn, grp.gate, grp.up, ew.gate, ew.up, ew.down, n, D, F);
+    for (let i = 0; i < n; i++) {
+      // inverts the gather
+      const m = (grp.slots[i] / k) | 0;
+      for (let d = 0; d < D; d++) dx[m * D + d] += dxIn[i * D + d];
+    }
+  }
+  // balance loss → scores; weights → scores; then the router's softmax and linear layer
+  let dScores: Float32Array | null = null;
+  if (dims.alpha > 0 && daux !== 0) {
+    dScores = new Float32Array(M * E);
+    balanceLossBackward(dScores, daux, r.topkIdx, B, T, E, k, dims.alpha, dims.seqAux);
+  }
+  routerBackward(kern, dx, g.gate, dWeight, dScores, r, x, w.gate, M, D, E, k, dims.normTopk);
+}
