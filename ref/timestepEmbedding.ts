@@ -13,7 +13,8 @@ export function timestepFrequencies(out: Float32Array, t: ArrayLike<number>, N: 
   for (let n = 0; n < N; n++) {
     const tn = Math.fround(t[n]);
     for (let i = 0; i < half; i++) {
-      const freq = Math.fround(Math.exp(Math.fround((-Math.log(maxPeriod) * i) / half)));
+      // float32 at every step, as torch: (-ln P · i) / half, then exp
+      const freq = Math.fround(Math.exp(Math.fround(Math.fround(Math.fround(-Math.log(maxPeriod)) * i) / half)));
       const arg = Math.fround(tn * freq);
       out[n * dim + i] = Math.cos(arg);
       out[n * dim + half + i] = Math.sin(arg);

@@ -1,0 +1,57 @@
+/** `dit-moe conform CASE --model MODEL --out RESULT [--backend ref]` and `dit-moe compare RESULT GOLDEN [--rtol R]`. */
+import type { Command } from 'commander';
+import { DitMoeError } from '../../ref/errors.js';
+import { serializeSafetensors } from '../../io/safetensors.js';
+import { runCase, compareTensors, formatCompareLine } from '../../conform/index.js';
+import { readSafetensorsFile, writeFileAtomic } from '../files.js';
+import { kernelsFor } from '../backend.js';
+import { loadModelFile, type ModelOptions } from '../loadModel.js';
+import type { DiTModel } from '../../ref/model.js';
+
+export function register(program: Command): void {
+  program
+    .command('conform')
+    .description('run a conformance case (golden format) and write every output it computes')
+    .argument('<case>', 'case file (.safetensors with __metadata__.kind and in.* tensors)')
+    .option('--model <file>', 'model weights (.safetensors with __metadata__.config, or .pt)')
+    .option('--config <json|file>', 'model configuration when the model file has none')
+    .option('--preset <name>', 'model preset when the model file has no configuration')
+    .requiredOption('--out <file>', 'result file (.safetensors)')
+    .option('--backend <name>', 'ref | wasm | auto', 'ref')
+    .option('--threads <n>', 'worker threads for the wasm backend', (v) => parseInt(v, 10))
+    .action(async (casePath: string, o: { model?: string; out: string; backend: string; threads?: number } & ModelOptions) => {
+      const kase = readSafetensorsFile(casePath);
+      const kernels = await kernelsFor(o.backend, o.threads);
+      let model: DiTModel | undefined;
+      let loading: Promise<DiTModel> | undefined;
+      if (o.model) loading = loadModelFile(o.model, kernels, o);
+      if (loading) model = await loading;
+      const outs = runCase(kase, {
+        kernels,
+        where: casePath,
+        model: () => {
+          if (!model) throw new DitMoeError(`case kind '${kase.metadata.kind}' needs a model: pass --model`, casePath);
+          return model;
+        },
+      });
+      const metadata: Record<string, string> = { kind: kase.metadata.kind ?? '', source: `dit-moe conform (backend ${kernels.name})` };
+      writeFileAtomic(o.out, serializeSafetensors([...outs.entries()].sort(([a], [b]) => (a < b ? -1 : 1)), metadata));
+      process.stdout.write(`wrote ${outs.size} tensors to ${o.out}\n`);
+    });
+
+  program
+    .command('compare')
+    .description('compare a result with a golden file, one line per tensor; exit 1 if any fails')
+    .argument('<result>', 'result file from dit-moe conform')
+    .argument('<golden>', 'golden file')
+    .option('--rtol <r>', 'tolerance relative to max(1, max|golden|) for every tensor (default: by kind of tensor)', parseFloat)
+    .option('--only-present', 'skip golden tensors the result does not have')
+    .action((resultPath: string, goldenPath: string, o: { rtol?: number; onlyPresent?: boolean }) => {
+      if (o.rtol !== undefined && !(o.rtol >= 0)) throw new DitMoeError(`${o.rtol} is not a tolerance ≥ 0`, '--rtol');
+      const lines = compareTensors(readSafetensorsFile(resultPath), readSafetensorsFile(goldenPath), o.rtol).filter((l) => !(o.onlyPresent && l.status === 'missing'));
+      for (const l of lines) process.stdout.write(formatCompareLine(l) + '\n');
+      const failed = lines.filter((l) => l.status !== 'pass').length;
+      process.stdout.write(`${lines.length - failed} passed, ${failed} failed\n`);
+      if (failed) process.exitCode = 1;
+    });
+}

@@ -1,0 +1,6 @@
+/** The conformance harness: case kinds register themselves on import. */
+import './forward.js';
+import './moeLayer.js';
+
+export { runCase, supportedKinds, registerCaseKind, type CaseContext, type CaseRunner } from './case.js';
+export { compareTensors, formatCompareLine, defaultRtol, type CompareLine } from './compare.js';
