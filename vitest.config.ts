@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['spec/**/*.test.ts'],
+    globalSetup: ['spec/setup/buildCli.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     // Two cores: run test files on two workers at most.

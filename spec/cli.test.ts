@@ -1,0 +1,130 @@
+/**
+ * The command line on good and bad input: bad input is one line on stderr naming the
+ * file/tensor/field, exit code 2, no stack trace, and no output file left behind.
+ */
+import { describe, it, expect, beforeAll } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { GOLDEN_DIR } from './golden.js';
+import { parseSafetensors, serializeSafetensors, f32, i64 } from '../io/safetensors.js';
+
+const CLI = path.join(GOLDEN_DIR, '..', 'dist', 'cli', 'main.js');
+let dir = '';
+const G = (f: string) => path.join(GOLDEN_DIR, f);
+
+function run(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** Exit 2, exactly one line on stderr that contains every fragment, no stack trace. */
+function expectBadInput(r: ReturnType<typeof run>, ...fragments: string[]) {
+  expect(r.code, r.err).toBe(2);
+  const lines = r.err.trim().split('\n');
+  expect(lines, r.err).toHaveLength(1);
+  expect(r.err).not.toMatch(/\bat .*\.js:\d+/);
+  for (const f of fragments) expect(r.err).toContain(f);
+}
+
+function leftovers(): string[] {
+  return fs.readdirSync(dir).filter((f) => f.startsWith('.') || f.startsWith('out'));
+}
+
+/** A copy of a golden case with some tensors replaced. */
+function variant(name: string, src: string, change: (t: Map<string, ReturnType<typeof f32>>) => void, meta?: Record<string, string>) {
+  const g = parseSafetensors(new Uint8Array(fs.readFileSync(G(src))));
+  change(g.tensors as Map<string, ReturnType<typeof f32>>);
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, serializeSafetensors(g.tensors, { ...g.metadata, ...meta }));
+  return file;
+}
+
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dit-moe-cli-'));
+});
+
+describe('dit-moe conform and compare', () => {
+  it('conform then compare passes on the golden forward and MoE-layer cases', () => {
+    for (const [kase, model] of [['tiny.forward.safetensors', 'tiny.model.safetensors'], ['tiny_flash.forward.safetensors', 'tiny_flash.model.safetensors'], ['tiny.moe_layer.safetensors', '']]) {
+      const out = path.join(dir, `result-${kase}`);
+      const r = run('conform', G(kase), ...(model ? ['--model', G(model)] : []), '--out', out);
+      expect(r.code, r.err).toBe(0);
+      const c = run('compare', out, G(kase));
+      expect(c.code, c.out).toBe(0);
+      expect(c.out).toMatch(/\d+ passed, 0 failed/);
+      fs.rmSync(out);
+    }
+  });
+
+  it('compare fails (exit 1) and says which tensor when a result is off', () => {
+    const bad = variant('off.safetensors', 'tiny.forward.safetensors', (t) => {
+      const e = t.get('out.eps')!;
+      (e.data as Float32Array)[5] += 0.01;
+    });
+    const c = run('compare', bad, G('tiny.forward.safetensors'));
+    expect(c.code).toBe(1);
+    expect(c.out).toMatch(/FAIL\s+out\.eps/);
+    expect(c.out).toMatch(/PASS\s+out\.c /);
+  });
+});
+
+describe('bad input: one line, exit 2, nothing written', () => {
+  it('a truncated model file', () => {
+    const bytes = fs.readFileSync(G('tiny.model.safetensors'));
+    const file = path.join(dir, 'truncated.safetensors');
+    fs.writeFileSync(file, bytes.subarray(0, bytes.length - 100));
+    expectBadInput(run('conform', G('tiny.forward.safetensors'), '--model', file, '--out', path.join(dir, 'out.safetensors')), 'truncated.safetensors', 'past the end');
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('a corrupt header', () => {
+    const bytes = new Uint8Array(fs.readFileSync(G('tiny.model.safetensors')));
+    bytes[8] = 0x78; // the header's opening '{' becomes 'x': no longer JSON
+    const file = path.join(dir, 'corrupt.safetensors');
+    fs.writeFileSync(file, bytes);
+    expectBadInput(run('info', file), 'corrupt.safetensors', 'JSON');
+  });
+
+  it('a missing tensor and a wrong-shaped tensor in the model', () => {
+    const missing = variant('missing.safetensors', 'tiny.model.safetensors', (t) => t.delete('blocks.1.moe.gate.weight'));
+    expectBadInput(run('conform', G('tiny.forward.safetensors'), '--model', missing, '--out', path.join(dir, 'out.safetensors')), 'missing.safetensors', 'blocks.1.moe.gate.weight', 'missing');
+    const wrong = variant('wrong.safetensors', 'tiny.model.safetensors', (t) => t.set('blocks.0.moe.gate.weight', f32([5, 64], new Float32Array(320))));
+    expectBadInput(run('conform', G('tiny.forward.safetensors'), '--model', wrong, '--out', path.join(dir, 'out.safetensors')), 'blocks.0.moe.gate.weight', 'expected [4, 64], got [5, 64]');
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('an unknown preset', () => {
+    expectBadInput(run('info', '--preset', 'Q/9'), "unknown preset 'Q/9'", 'S/2');
+  });
+
+  it('a case of an unsupported kind', () => {
+    const kase = variant('bogus.safetensors', 'tiny.forward.safetensors', () => {}, { kind: 'bogus' });
+    expectBadInput(run('conform', kase, '--model', G('tiny.model.safetensors'), '--out', path.join(dir, 'out.safetensors')), "kind 'bogus' is not supported");
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('a class label out of range', () => {
+    const kase = variant('label.safetensors', 'tiny.forward.safetensors', (t) => t.set('in.y', i64([2], [3, 11])));
+    expectBadInput(run('conform', kase, '--model', G('tiny.model.safetensors'), '--out', path.join(dir, 'out.safetensors')), 'y[1]', 'class label 11 is out of range [0, 10]');
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('a non-finite input', () => {
+    const kase = variant('nan.safetensors', 'tiny.forward.safetensors', (t) => {
+      (t.get('in.x')!.data as Float32Array)[7] = NaN;
+    });
+    expectBadInput(run('conform', kase, '--model', G('tiny.model.safetensors'), '--out', path.join(dir, 'out.safetensors')), 'x: element 7 is NaN');
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('a wrong-shaped input', () => {
+    const kase = variant('shape.safetensors', 'tiny.forward.safetensors', (t) => t.set('in.x', f32([2, 3, 8, 8], new Float32Array(384))));
+    expectBadInput(run('conform', kase, '--model', G('tiny.model.safetensors'), '--out', path.join(dir, 'out.safetensors')), 'expected shape [N, 4, 8, 8], got [2, 3, 8, 8]');
+  });
+
+  it('a file that does not exist', () => {
+    expectBadInput(run('info', path.join(dir, 'nope.safetensors')), 'nope.safetensors', 'no such file');
+  });
+});
