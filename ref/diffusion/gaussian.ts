@@ -164,17 +164,21 @@ export interface StepResult {
 
 /**
  * p_sample, one ancestral DDPM step (DDPM Algorithm 2): x_{t−1} = μ_θ + [t ≠ 0] · exp(½ log Σ_θ) · z
- *   x [N, C, HW], modelOut [N, outC, HW], t [N], noise z [N, C, HW] (unused where t = 0)  →  StepResult
+ *   x [N, C, HW], modelOut [N, outC, HW], t [N], noise z [N, C, HW] (not read where t = 0)  →  StepResult
  */
 export function ddpmStep(sched: DiffusionSchedule, x: Float32Array, modelOut: Float32Array, t: ArrayLike<number>, noise: Float32Array, N: number, C: number, HW: number, outC: number, opts: PMeanVarianceOptions): StepResult {
   const out = pMeanVariance(sched, x, modelOut, t, N, C, HW, outC, opts);
   const D = C * HW;
-  if (noise.length < N * D) throw new DitMoeError(`step noise has ${noise.length} values, needs ${N * D}`, 'ddpm noise');
+  if (noise.length < N * D && Array.from({ length: N }, (_, n) => t[n]).some((s) => s !== 0)) throw new DitMoeError(`step noise has ${noise.length} values, needs ${N * D}`, 'ddpm noise');
   const sample = new Float32Array(N * D);
   for (let n = 0; n < N; n++) {
-    const mask = t[n] !== 0 ? 1 : 0; // no noise when t == 0
+    if (t[n] === 0) {
+      // no noise when t == 0 (the official code multiplies it by a zero mask: the same for finite noise)
+      sample.set(out.mean.subarray(n * D, (n + 1) * D), n * D);
+      continue;
+    }
     for (let i = n * D; i < (n + 1) * D; i++) {
-      sample[i] = f(out.mean[i] + f(f(mask * f(Math.exp(f(0.5 * out.logVariance[i])))) * noise[i]));
+      sample[i] = f(out.mean[i] + f(f(Math.exp(f(0.5 * out.logVariance[i]))) * noise[i]));
     }
   }
   return { sample, predXStart: out.predXStart };
@@ -190,7 +194,8 @@ export function ddimStep(sched: DiffusionSchedule, x: Float32Array, modelOut: Fl
   if (!Number.isFinite(eta) || eta < 0) throw new DitMoeError(`eta must be a finite number ≥ 0, got ${eta}`, 'eta');
   const out = pMeanVariance(sched, x, modelOut, t, N, C, HW, outC, opts);
   const D = C * HW;
-  if (eta !== 0 && (noise === null || noise.length < N * D)) throw new DitMoeError(`DDIM with eta ${eta} needs step noise of ${N * D} values`, 'ddim noise');
+  const needsNoise = eta !== 0 && Array.from({ length: N }, (_, n) => t[n]).some((s) => s !== 0);
+  if (needsNoise && (noise === null || noise.length < N * D)) throw new DitMoeError(`DDIM with eta ${eta} needs step noise of ${N * D} values`, 'ddim noise');
   const eps = new Float32Array(N * D);
   predEpsFromXStart(eps, x, out.predXStart, t, sched, N, D);
   const sample = new Float32Array(N * D);

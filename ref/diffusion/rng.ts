@@ -58,6 +58,14 @@ export class Xoshiro128ss implements Rng {
     [this.s0, this.s1, this.s2, this.s3] = words;
   }
 
+  /** A generator with the given 128-bit state (four 32-bit words, not all zero): for reference vectors. */
+  static fromState(s0: number, s1: number, s2: number, s3: number): Xoshiro128ss {
+    if ((s0 | s1 | s2 | s3) === 0) throw new DitMoeError('xoshiro128** state must not be all zero', 'rng');
+    const g = new Xoshiro128ss(0);
+    [g.s0, g.s1, g.s2, g.s3] = [s0 >>> 0, s1 >>> 0, s2 >>> 0, s3 >>> 0];
+    return g;
+  }
+
   /** xoshiro128**: result = rotl(s1 · 5, 7) · 9, then the xorshift state update. */
   nextUint32(): number {
     const result = Math.imul(rotl(Math.imul(this.s1, 5) >>> 0, 7), 9) >>> 0;

@@ -171,8 +171,9 @@ export function sampleDdpm(o: DiffusionSampleOptions & { noise: StepNoise }): Fl
     const out = forwardWithCfg(o.model, x, [N, C, H, W], modelTimesteps(sched, s, N), o.y, o.guidance);
     const outC = out.length / (N * HW);
     const tIdx = new Int32Array(N).fill(s);
-    // the official p_sample draws noise at every step, also at t = 0 where it is masked out
-    const noise = noiseAt(o.noise, i, N * D);
+    // the official p_sample draws noise at every step, also at t = 0 where it is masked out:
+    // an RNG is advanced likewise; explicit noise for the last step may be left out
+    const noise = s !== 0 || isRng(o.noise) ? noiseAt(o.noise, i, N * D) : new Float32Array(0);
     const r = ddpmStep(sched, x, out, tIdx, noise, N, C, HW, outC, opts);
     x = r.sample;
     o.onStep?.(i, steps, x, r.predXStart);

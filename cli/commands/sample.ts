@@ -1,0 +1,130 @@
+/**
+ * `dit-moe sample --model MODEL --class 3 --count 16 --sampler ddpm|ddim|flow --steps 50
+ *   --cfg 4 --seed 0 --out samples.png [--trajectory traj.png]`
+ */
+import type { Command } from 'commander';
+import { DitMoeError } from '../../ref/errors.js';
+import { dims } from '../../ref/config.js';
+import type { DiTModel } from '../../ref/model.js';
+import { makeRng } from '../../ref/diffusion/rng.js';
+import { createDiffusion } from '../../ref/diffusion/respace.js';
+import { sampleDdim, sampleDdpm, sampleRectifiedFlow, type Guidance } from '../../ref/diffusion/samplers.js';
+import { serializeSafetensors, f32, i64 } from '../../io/safetensors.js';
+import { writeFileAtomic } from '../files.js';
+import { kernelsFor } from '../backend.js';
+import { loadModelFile, type ModelOptions } from '../loadModel.js';
+import { gridPng, stripBatch, type ImageBatch } from '../images.js';
+import { progressBar } from '../progress.js';
+
+export interface SampleRequest {
+  sampler: 'ddpm' | 'ddim' | 'flow';
+  steps: number;
+  labels: Int32Array;
+  cfg: number; // 1 = no guidance
+  guidedChannels: number | 'all';
+  seed: number;
+  eta?: number;
+  schedule?: string; // beta schedule name for ddpm/ddim
+  onStep?: (i: number, n: number, x: Float32Array, predX0: Float32Array) => void;
+}
+
+/** Samples `labels.length` images from `model`; start noise and step noise from the seeded RNG. */
+export function sampleImages(model: DiTModel, r: SampleRequest): Float32Array {
+  const c = model.config;
+  const N = r.labels.length;
+  const shape = [N, c.in_channels, c.input_size, c.input_size];
+  const rng = makeRng(r.seed);
+  const z = new Float32Array(N * c.in_channels * c.input_size * c.input_size);
+  rng.fillNormal(z);
+  const hasNull = dims(c).numLabels > c.num_classes;
+  if (r.cfg !== 1 && !hasNull) throw new DitMoeError('guidance needs a null class, and this model has none (class_dropout_prob = 0)', '--cfg');
+  const guidance: Guidance | null = r.cfg !== 1 ? { scale: r.cfg, nullClass: c.num_classes, channels: r.guidedChannels } : null;
+  const fn = (x: Float32Array, s: number[], t: Float32Array, y: Int32Array) => model.forward(x, s, t, y);
+  if (r.sampler === 'flow') return sampleRectifiedFlow({ model: fn, z, shape, y: r.labels, guidance, steps: r.steps, onStep: r.onStep });
+  if ((r.sampler === 'ddpm' || r.sampler === 'ddim') && !c.learn_sigma) throw new DitMoeError('this model has no learned sigma; sample it with --sampler flow (or train with the ddpm objective)', '--sampler');
+  const schedule = createDiffusion({ respacing: r.sampler === 'ddim' ? `ddim${r.steps}` : String(r.steps), noiseSchedule: r.schedule });
+  if (r.sampler === 'ddim') return sampleDdim({ model: fn, z, shape, y: r.labels, guidance, schedule, eta: r.eta ?? 0, noise: rng, onStep: r.onStep });
+  return sampleDdpm({ model: fn, z, shape, y: r.labels, guidance, schedule, noise: rng, onStep: r.onStep });
+}
+
+export function parseLabels(text: string | undefined, count: number, numClasses: number): Int32Array {
+  if (text === undefined) return Int32Array.from({ length: count }, (_, i) => i % numClasses);
+  const parts = text.split(',').map((s) => s.trim());
+  const values = parts.map((s) => Number(s));
+  values.forEach((v, i) => {
+    if (!Number.isInteger(v) || v < 0 || v >= numClasses) throw new DitMoeError(`class '${parts[i]}' is out of range [0, ${numClasses - 1}]`, '--class');
+  });
+  return Int32Array.from({ length: count }, (_, i) => values[i % values.length]);
+}
+
+function positiveInt(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new DitMoeError(`'${v}' is not a positive integer`, name);
+    return n;
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command('sample')
+    .description('sample images from a model (DDPM, DDIM or rectified-flow Euler) with classifier-free guidance')
+    .requiredOption('--model <file>', 'model weights (.safetensors with __metadata__.config, or .pt)')
+    .option('--config <json|file>', 'model configuration when the file has none')
+    .option('--preset <name>', 'model preset when the file has no configuration')
+    .option('--class <c[,c...]>', 'class label(s), cycled over the samples (default 0, 1, 2, ...)')
+    .option('--count <n>', 'number of samples', positiveInt('--count'), 16)
+    .option('--sampler <name>', 'ddpm | ddim | flow (default: flow for rectified-flow checkpoints, else ddpm)')
+    .option('--steps <n>', 'sampling steps', positiveInt('--steps'), 50)
+    .option('--cfg <scale>', 'guidance scale (1 = none)', parseFloat, 4)
+    .option('--guided-channels <n|all>', "channels guided: 'all' (standard) or 3 (the official forward_with_cfg)", 'all')
+    .option('--eta <eta>', 'DDIM eta', parseFloat, 0)
+    .option('--seed <n>', 'random seed', (v) => parseInt(v, 10), 0)
+    .option('--out <file>', 'samples.png (a grid) or .safetensors (the raw tensors)', 'samples.png')
+    .option('--trajectory <file>', 'also write a PNG strip of the x0 predictions along the way')
+    .option('--scale <n>', 'upscale factor of the PNG grid', positiveInt('--scale'))
+    .option('--backend <name>', 'ref | wasm | auto', 'auto')
+    .option('--threads <n>', 'worker threads for the wasm backend', (v) => parseInt(v, 10))
+    .action(async (o: { model: string; class?: string; count: number; sampler?: string; steps: number; cfg: number; guidedChannels: string; eta: number; seed: number; out: string; trajectory?: string; scale?: number; backend: string; threads?: number } & ModelOptions) => {
+      if (!Number.isFinite(o.cfg)) throw new DitMoeError(`guidance scale '${o.cfg}' is not a finite number`, '--cfg');
+      if (!Number.isInteger(o.seed) || o.seed < 0) throw new DitMoeError('must be a non-negative integer', '--seed');
+      const guidedChannels = o.guidedChannels === 'all' ? 'all' : Number(o.guidedChannels);
+      if (guidedChannels !== 'all' && !(Number.isInteger(guidedChannels) && guidedChannels >= 0)) throw new DitMoeError(`'${o.guidedChannels}' is neither 'all' nor a channel count`, '--guided-channels');
+      if (!/\.(png|safetensors)$/i.test(o.out)) throw new DitMoeError('must end in .png or .safetensors', '--out');
+      const kernels = await kernelsFor(o.backend, o.threads);
+      const model = await loadModelFile(o.model, kernels, o);
+      const { readModelTensors } = await import('../loadModel.js');
+      const meta = (await readModelTensors(o.model, o)).metadata;
+      const sampler = (o.sampler ?? (meta.objective === 'flow' || !model.config.learn_sigma ? 'flow' : 'ddpm')) as SampleRequest['sampler'];
+      if (!['ddpm', 'ddim', 'flow'].includes(sampler)) throw new DitMoeError(`unknown sampler '${sampler}' (ddpm, ddim, flow)`, '--sampler');
+      const c = model.config;
+      const labels = parseLabels(o.class, o.count, c.num_classes);
+      const frames: ImageBatch[] = [];
+      const shown = Math.min(o.count, 8);
+      const keepEvery = Math.max(1, Math.round(o.steps / 10));
+      const bar = progressBar(o.steps, `sampling ${o.count} × ${sampler}`);
+      const x = sampleImages(model, {
+        sampler,
+        steps: o.steps,
+        labels,
+        cfg: o.cfg,
+        guidedChannels,
+        seed: o.seed,
+        eta: o.eta,
+        onStep: (i, n, _x, predX0) => {
+          bar.tick();
+          if (o.trajectory && (i % keepEvery === 0 || i === n - 1)) frames.push({ data: Float32Array.from(predX0.subarray(0, shown * c.in_channels * c.input_size * c.input_size)), N: shown, C: c.in_channels, H: c.input_size, W: c.input_size });
+        },
+      });
+      bar.stop();
+      const batch: ImageBatch = { data: x, N: o.count, C: c.in_channels, H: c.input_size, W: c.input_size };
+      const scale = o.scale ?? Math.max(1, Math.round(64 / c.input_size));
+      if (/\.png$/i.test(o.out)) writeFileAtomic(o.out, gridPng(batch, undefined, scale));
+      else writeFileAtomic(o.out, serializeSafetensors([['samples', f32([o.count, c.in_channels, c.input_size, c.input_size], x)], ['labels', i64([o.count], labels)]], { sampler, steps: String(o.steps), cfg: String(o.cfg), seed: String(o.seed) }));
+      process.stdout.write(`wrote ${o.count} samples to ${o.out}\n`);
+      if (o.trajectory && frames.length) {
+        writeFileAtomic(o.trajectory, gridPng(stripBatch(frames, shown), frames.length, scale));
+        process.stdout.write(`wrote the x0 predictions of ${frames.length} steps to ${o.trajectory} (one row per sample, time left to right)\n`);
+      }
+    });
+}
