@@ -18,17 +18,21 @@ export function progressBar(total: number, label: string, extra = ''): Progress 
     },
     cliProgress.Presets.shades_classic,
   );
-  const start = Date.now();
+  let start = 0;
   let done = 0;
-  bar.start(total, 0, { rate: '0.00' });
+  // started at the first tick, so input errors found before any work print no bar
   return {
     tick(payload = {}) {
+      if (done === 0) {
+        start = Date.now();
+        bar.start(total, 0, { rate: '0.00' });
+      }
       done++;
       const rate = done / Math.max(1e-3, (Date.now() - start) / 1000);
       bar.update(done, { rate: rate.toFixed(2), ...payload });
     },
     stop() {
-      bar.stop();
+      if (done > 0) bar.stop();
     },
   };
 }

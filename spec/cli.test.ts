@@ -128,3 +128,48 @@ describe('bad input: one line, exit 2, nothing written', () => {
     expectBadInput(run('info', path.join(dir, 'nope.safetensors')), 'nope.safetensors', 'no such file');
   });
 });
+
+describe('dit-moe sample', () => {
+  it('writes a PNG grid and a trajectory strip of the expected sizes, and raw tensors', async () => {
+    const { PNG } = await import('pngjs');
+    const png = path.join(dir, 'grid.png');
+    const traj = path.join(dir, 'traj.png');
+    const r = run('sample', '--model', G('tiny.model.safetensors'), '--count', '4', '--steps', '5', '--sampler', 'ddim', '--cfg', '1.5', '--out', png, '--trajectory', traj, '--scale', '2', '--backend', 'ref');
+    expect(r.code, r.err).toBe(0);
+    const grid = PNG.sync.read(fs.readFileSync(png));
+    // 4 samples → 2×2 grid of 8×8 images at scale 2 with 2-pixel gaps: 2·16 + 3·2 = 38
+    expect([grid.width, grid.height]).toEqual([38, 38]);
+    let varSum = 0;
+    for (let i = 0; i < grid.data.length; i += 4) varSum += (grid.data[i] - grid.data[4 * 40]) ** 2;
+    expect(varSum).toBeGreaterThan(0);
+    const strip = PNG.sync.read(fs.readFileSync(traj));
+    // 5 steps, a frame every step (round(5/10) = 1 → 5 frames) as columns, 4 rows
+    expect([strip.width, strip.height]).toEqual([5 * 16 + 6 * 2, 4 * 16 + 5 * 2]);
+    const raw = path.join(dir, 'raw.safetensors');
+    expect(run('sample', '--model', G('tiny.model.safetensors'), '--count', '3', '--steps', '4', '--sampler', 'flow', '--class', '7', '--out', raw, '--backend', 'ref').code).toBe(0);
+    const st = parseSafetensors(new Uint8Array(fs.readFileSync(raw)));
+    expect(st.tensors.get('samples')!.shape).toEqual([3, 4, 8, 8]);
+    expect(Array.from(st.tensors.get('labels')!.data as BigInt64Array, Number)).toEqual([7, 7, 7]);
+    for (const f of [png, traj, raw]) fs.rmSync(f);
+  });
+
+  it('the same seed gives the same samples, another seed others', () => {
+    const a = path.join(dir, 'a.safetensors');
+    const b = path.join(dir, 'b.safetensors');
+    const c = path.join(dir, 'c.safetensors');
+    for (const [f, seed] of [[a, '1'], [b, '1'], [c, '2']]) expect(run('sample', '--model', G('tiny.model.safetensors'), '--count', '2', '--steps', '3', '--sampler', 'ddpm', '--seed', seed, '--out', f, '--backend', 'ref').code).toBe(0);
+    const read = (f: string) => Array.from(parseSafetensors(new Uint8Array(fs.readFileSync(f))).tensors.get('samples')!.data as Float32Array);
+    expect(read(a)).toEqual(read(b));
+    expect(read(a)).not.toEqual(read(c));
+    for (const f of [a, b, c]) fs.rmSync(f);
+  });
+
+  it('bad input: unknown sampler, class out of range, non-finite guidance, bad respacing', () => {
+    const m = ['--model', G('tiny.model.safetensors'), '--backend', 'ref', '--out', path.join(dir, 'out.png')];
+    expectBadInput(run('sample', ...m, '--sampler', 'euler'), "unknown sampler 'euler'");
+    expectBadInput(run('sample', ...m, '--class', '12'), '--class', 'out of range [0, 9]');
+    expectBadInput(run('sample', ...m, '--cfg', 'inf'), '--cfg');
+    expectBadInput(run('sample', ...m, '--sampler', 'ddim', '--steps', '2000'), '2000');
+    expect(leftovers()).toEqual([]);
+  });
+});

@@ -2,5 +2,9 @@
 import type { Command } from 'commander';
 import { register as conform } from './conform.js';
 import { register as info } from './info.js';
+import { register as sample } from './sample.js';
+import { register as convert } from './convert.js';
+import { register as train } from './train.js';
+import { register as evalCmd } from './eval.js';
 
-export const commands: ((program: Command) => void)[] = [conform, info];
+export const commands: ((program: Command) => void)[] = [conform, info, sample, convert, train, evalCmd];

@@ -103,7 +103,9 @@ export function register(program: Command): void {
       const shown = Math.min(o.count, 8);
       const keepEvery = Math.max(1, Math.round(o.steps / 10));
       const bar = progressBar(o.steps, `sampling ${o.count} × ${sampler}`);
-      const x = sampleImages(model, {
+      let x: Float32Array;
+      try {
+        x = sampleImages(model, {
         sampler,
         steps: o.steps,
         labels,
@@ -115,8 +117,10 @@ export function register(program: Command): void {
           bar.tick();
           if (o.trajectory && (i % keepEvery === 0 || i === n - 1)) frames.push({ data: Float32Array.from(predX0.subarray(0, shown * c.in_channels * c.input_size * c.input_size)), N: shown, C: c.in_channels, H: c.input_size, W: c.input_size });
         },
-      });
-      bar.stop();
+        });
+      } finally {
+        bar.stop();
+      }
       const batch: ImageBatch = { data: x, N: o.count, C: c.in_channels, H: c.input_size, W: c.input_size };
       const scale = o.scale ?? Math.max(1, Math.round(64 / c.input_size));
       if (/\.png$/i.test(o.out)) writeFileAtomic(o.out, gridPng(batch, undefined, scale));

