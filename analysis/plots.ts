@@ -9,7 +9,7 @@
  *                 next to its patch grid coloured by the chosen experts, one grid per layer
  * Every function returns a Raster; `.png()` gives the file bytes.
  */
-import { Raster, BLACK, GREY, LIGHT } from './raster.js';
+import { Raster, BLACK, GREY, LIGHT, WHITE } from './raster.js';
 import { viridis, expertColor, type RGB } from './colormap.js';
 import { textWidth, LINE_H } from './font.js';
 import type { RoutingStats, WatchedStep } from './recorder.js';
@@ -75,7 +75,9 @@ export function heatmapGrid(spec: HeatmapSpec): Raster {
   const left = PAD + LINE_H + 4; // rotated row-axis caption
   const barX = left + cols * panelW + 2 * PAD;
   const width = Math.max(barX + 14 + 6 + 40 + LINE_H + PAD, textWidth(spec.title, 2) + 2 * PAD);
-  const height = Math.max(top + gridRows * panelH + LINE_H + 2 * PAD, top + 140);
+  const barH = Math.max(textWidth(spec.valueLabel) + 10, Math.min(240, gridRows * panelH - 2 * LINE_H));
+  const axisLen = textWidth(spec.rowAxis);
+  const height = Math.max(top + gridRows * panelH + LINE_H + 2 * PAD, top + LINE_H + 4 + barH + 2 * PAD, top + axisLen + 2 * PAD);
   const r = new Raster(width, height);
   r.text(PAD, PAD, spec.title, BLACK, 2);
 
@@ -93,8 +95,8 @@ export function heatmapGrid(spec: HeatmapSpec): Raster {
   }
   const gridBottom = top + gridRows * panelH;
   r.text(left + (cols * panelW) / 2, gridBottom, 'expert', BLACK, 1, 'center');
-  r.textUp(PAD, top + (gridRows * panelH) / 2, spec.rowAxis, BLACK);
-  colorBar(r, barX, top + LINE_H + 4, Math.min(200, Math.max(100, gridRows * panelH - 3 * LINE_H)), vmax, spec.valueLabel);
+  r.textUp(PAD, top + Math.max(gridRows * panelH, axisLen) / 2, spec.rowAxis, BLACK);
+  colorBar(r, barX, top + LINE_H + 4, barH, vmax, spec.valueLabel);
   return r;
 }
 
@@ -202,7 +204,7 @@ export function expertMaps(watched: readonly WatchedStep[], predX0: ReadonlyMap<
   const nCols = 2 + L;
   const legendH = LINE_H + 8 + Math.ceil(E / 16) * (LINE_H + 2);
   const title = `Chosen experts per patch, ${label}`;
-  const width = Math.max(rowLabelW + nCols * colW + PAD, textWidth(title, 2) + 2 * PAD, PAD + Math.min(E, 16) * 52);
+  const width = Math.max(rowLabelW + nCols * colW + PAD, textWidth(title, 2) + 2 * PAD, PAD + Math.min(E, 16) * (23 + textWidth(`expert ${E - 1}`)));
   const height = top + watched.length * (mapSize + gap + LINE_H) + legendH + PAD;
   const r = new Raster(width, height);
   r.text(PAD, PAD, title, BLACK, 2);
@@ -225,6 +227,11 @@ export function expertMaps(watched: readonly WatchedStep[], predX0: ReadonlyMap<
           const ex1 = Math.round(((j + 1) * cell) / k);
           r.fillRect(cx + sx, cy, ex1 - sx, cell, expertColor(ex[p * k + j], E));
         }
+        if (cell >= 8) {
+          // a thin white seam between patches, so the stripes of neighbours do not merge
+          r.hline(cx, cx + cell - 1, cy + cell - 1, WHITE);
+          r.vline(cx + cell - 1, cy, cy + cell - 1, WHITE);
+        }
       }
       r.strokeRect(x0 - 1, y0 - 1, mapSize + 2, mapSize + 2, GREY);
     }
@@ -232,8 +239,9 @@ export function expertMaps(watched: readonly WatchedStep[], predX0: ReadonlyMap<
   // legend: one swatch per expert
   const ly = height - legendH;
   r.text(PAD, ly, k > 1 ? `each patch: its ${k} experts as stripes, left = largest gate weight` : 'each patch: its expert', GREY);
+  const swatchW = 13 + textWidth(`expert ${E - 1}`) + 10;
   for (let e = 0; e < E; e++) {
-    const lx = PAD + (e % 16) * 52;
+    const lx = PAD + (e % 16) * swatchW;
     const lyy = ly + LINE_H + 4 + Math.floor(e / 16) * (LINE_H + 2);
     r.fillRect(lx, lyy, 10, 8, expertColor(e, E));
     r.text(lx + 13, lyy + 1, `expert ${e}`, BLACK);

@@ -113,6 +113,18 @@ export class Raster {
     }
   }
 
+  /** A copy enlarged f times (nearest neighbour), for small figures on large screens. */
+  scaled(f: number): Raster {
+    const out = new Raster(this.width * f, this.height * f);
+    for (let y = 0; y < out.height; y++)
+      for (let x = 0; x < out.width; x++) {
+        const so = (Math.floor(y / f) * this.width + Math.floor(x / f)) * 4;
+        const to = (y * out.width + x) * 4;
+        for (let c = 0; c < 4; c++) out.data[to + c] = this.data[so + c];
+      }
+    return out;
+  }
+
   /** PNG file bytes. */
   png(): Uint8Array {
     const img = new PNG({ width: this.width, height: this.height });

@@ -4,7 +4,7 @@
  * spliced, inserted and deleted runs, length and offset fields overwritten with boundary
  * values), aimed at the parts that steer the parsers (zip headers and directory, the pickle,
  * the safetensors header) as well as anywhere. Every outcome must be a valid load or a
- * DitMoeError: never another exception, a hang (each case must finish within a second; the
+ * DitMoeError: never another exception, a hang (each case must finish within 2 s, ~3 ms typical; the
  * whole file runs in well under a minute on one core) or an allocation the file does not
  * justify (the tensors returned may take at most 4× the file, the reader's own budget).
  *
@@ -25,7 +25,7 @@ import { GOLDEN_DIR } from './golden.js';
 const PT = new Uint8Array(fs.readFileSync(path.join(GOLDEN_DIR, 'tiny.model.pt')));
 const ST = new Uint8Array(fs.readFileSync(path.join(GOLDEN_DIR, 'tiny.model.safetensors')));
 const SEED = 20240611;
-const MAX_CASE_MS = 1000;
+const MAX_CASE_MS = 2000; // cases take ~3 ms; the margin is for a loaded two-core machine
 
 type Region = [number, number];
 type Mutation =

@@ -5,8 +5,11 @@
  *    include ±1e4, zeros and denormals (for `ref` itself this is a smoke test);
  *  - each backward kernel equals float64 central finite differences of a float64 forward
  *    written here (independent of ref/) on small shapes, for every backend alike.
- * Then wasm-only checks: the packed GEMM against its in-module naive oracle, exp4, SiLU,
- * the packed-weight cache, memory growth and the errors.
+ * Backends: ref, wasm (1 thread), and wasm on 2 threads with every product and every
+ * attention split between the threads however small (minParallelFlops 0).
+ * Then wasm-only checks: the packed GEMM and one attention head against their in-module
+ * naive oracles, exp4, SiLU, the packed-weight cache (no scratch leaks), memory growth, and
+ * the errors (bad module, bad sizes, a worker that cannot start, a memory that cannot grow).
  *
  * Tolerances: 1e-5 relative (the issue's per-kernel bound). The float32 sums of a product
  * run over at most 129·3 terms here; their rounding stays below 1e-6 relative in practice.
@@ -22,8 +25,11 @@ import fc from 'fast-check';
 import { refKernels, type Kernels } from '../ref/kernels.js';
 import { siluForward, siluBackward } from '../ref/activations.js';
 import { DitMoeError } from '../ref/errors.js';
-import { createWasmKernels, createWasmKernelsSync } from '../wasm/node.js';
-import { createWasmKernelsFrom } from '../wasm/backend.js';
+import { createWasmKernels, createWasmKernelsSync, kernelsWasmPath } from '../wasm/node.js';
+import * as fs from 'node:fs';
+import { createWasmKernelsFrom, createSharedMemory } from '../wasm/backend.js';
+import { createThreadPool } from '../wasm/threads.js';
+import { Arena } from '../wasm/arena.js';
 import { expectClose } from './golden.js';
 
 const wasm = await createWasmKernels();
@@ -414,6 +420,38 @@ describe('wasm internals', () => {
     );
   });
 
+  it('one attention head on the GEMM equals its naive oracle (strided q, k, v, out)', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.constantFrom(1, 3, 5, 17, 129), fc.integer({ min: 1, max: 40 })), fc.integer({ min: 1, max: 20 }), fc.integer({ min: 0, max: 7 }), seed, (T, Dh, pad, s) => {
+        const ld = 3 * Dh + pad;
+        const qkv = values(s, T * ld, 0.05, false).map((v) => 3 * v);
+        const ldo = Dh + pad;
+        const L = Math.max(T, Dh);
+        const pq = a.put(qkv);
+        const out1 = a.zeros(T * ldo);
+        const out2 = a.zeros(T * ldo);
+        const p1 = a.alloc(T * T);
+        const p2 = a.alloc(T * T);
+        const ap = a.alloc(e.packedASize(T, L));
+        const bp = a.alloc(e.packedBSize(L, L));
+        const tile = a.alloc(32);
+        const scale = 1 / Math.sqrt(Dh);
+        e.attentionHeadForward(out1, ldo, p1, pq, pq + Dh * 4, pq + 2 * Dh * 4, ld, T, Dh, scale, ap, bp, tile);
+        e.attentionHeadNaive(out2, ldo, p2, pq, pq + Dh * 4, pq + 2 * Dh * 4, ld, T, Dh, scale);
+        const got = [new Float32Array(T * ldo), new Float32Array(T * T)];
+        const want = [new Float32Array(T * ldo), new Float32Array(T * T)];
+        a.get(got[0], out1);
+        a.get(want[0], out2);
+        a.get(got[1], p1);
+        a.get(want[1], p2);
+        for (const p of [pq, out1, out2, p1, p2, ap, bp, tile]) a.release(p);
+        expectClose(`head out T${T} Dh${Dh} pad ${pad}`, got[0], want[0], TOL);
+        expectClose(`head probs T${T} Dh${Dh}`, got[1], want[1], TOL);
+      }),
+      { numRuns: 30, seed: 11 },
+    );
+  });
+
   it('exp4 is within 4 ulp of Math.exp on [-87, 88], and in [0, e^-87.3] below', () => {
     const n = 20001;
     const x = Float32Array.from({ length: n }, (_, i) => -87 + (175 * i) / (n - 1));
@@ -505,6 +543,13 @@ describe('wasm internals', () => {
     expect(() => createWasmKernelsFrom(new Uint8Array([1, 2, 3]))).toThrow(/does not compile/);
     expect(() => wasm.linear(new Float32Array(5), new Float32Array(6), new Float32Array(6), null, 2, 3, 3)).toThrow(/out has 5 elements, needs 6/);
     expect(() => wasm.attention(new Float32Array(4), null, new Float32Array(12), 1, 2, 1, 2.5)).toThrow(DitMoeError);
+    // a worker that cannot instantiate (the one-thread build on a shared memory)
+    const plain = new WebAssembly.Module(fs.readFileSync(kernelsWasmPath()));
+    await expect(createThreadPool(plain, createSharedMemory(), 1)).rejects.toThrow(/^wasm threads: cannot start 1 worker thread\(s\)/);
+    // a memory that cannot grow (its maximum is 2 pages)
+    const small = new Arena(new WebAssembly.Memory({ initial: 1, maximum: 2 }), 0);
+    small.alloc(1000);
+    expect(() => small.alloc(100_000)).toThrow(/^wasm memory: cannot grow to [\d.]+ MiB/);
     await expect(createWasmKernels({ threads: 0 })).rejects.toThrow(/threads must be an integer/);
     let err: unknown = null;
     try {

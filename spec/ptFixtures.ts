@@ -30,3 +30,61 @@ export const VALS_PKL: Record<number, Uint8Array> = {
 export const POSIX_SYSTEM_PKL = hex('800263706f7369780a73797374656d0a7100580a0000006563686f2070776e656471018571025271032e');
 export const POSIX_SYSTEM4_PKL = hex('80049525000000000000008c05706f736978948c0673797374656d9493948c0a6563686f2070776e656494859452942e');
 export const EVAL_PKL = hex('8002635f5f6275696c74696e5f5f0a6576616c0a71005803000000312b3171018571025271032e');
+
+/*
+The generator (python3 gen.py, CPython 3.11; it writes the .pkl files hexed above):
+
+import pickle, sys, types, struct, argparse, collections, io
+# Fake torch modules so CPython's own pickler writes the same GLOBALs torch.save writes.
+torch = types.ModuleType('torch'); utils = types.ModuleType('torch._utils')
+sys.modules['torch'] = torch; sys.modules['torch._utils'] = utils; torch._utils = utils
+def _rebuild_tensor_v2(*a): pass
+def _rebuild_parameter(*a): pass
+_rebuild_tensor_v2.__module__ = 'torch._utils'; _rebuild_parameter.__module__ = 'torch._utils'
+utils._rebuild_tensor_v2 = _rebuild_tensor_v2; utils._rebuild_parameter = _rebuild_parameter
+class FloatStorage: pass
+class LongStorage: pass
+FloatStorage.__module__ = 'torch'; LongStorage.__module__ = 'torch'
+torch.FloatStorage = FloatStorage; torch.LongStorage = LongStorage
+class Storage:
+    def __init__(s, cls, key, n): s.cls, s.key, s.n = cls, key, n
+class T:
+    def __init__(s, st, off, size, stride): s.a = (st, off, size, stride, False, collections.OrderedDict())
+    def __reduce_ex__(s, p): return (_rebuild_tensor_v2, s.a)
+class P:
+    def __init__(s, t): s.t = t
+    def __reduce_ex__(s, p): return (_rebuild_parameter, (s.t, True, collections.OrderedDict()))
+class Pk(pickle.Pickler):
+    def persistent_id(self, o):
+        if isinstance(o, Storage): return ('storage', o.cls, o.key, 'cpu', o.n)
+        return None
+def dumps(o, proto=2):
+    b = io.BytesIO(); Pk(b, protocol=proto).dump(o); return b.getvalue()
+
+# A training checkpoint: model, ema, opt, args, step. Storages: 0 = model weights (6 floats),
+# 1 = ema weights (6 floats), 2 = exp_avg (6 floats), 3 = a LongStorage (3 longs), 4 = step tensor.
+s0, s1, s2, s3, s4 = Storage(FloatStorage,'0',6), Storage(FloatStorage,'1',6), Storage(FloatStorage,'2',6), Storage(LongStorage,'3',3), Storage(FloatStorage,'4',1)
+model = collections.OrderedDict([('w', T(s0, 0, (2, 2), (2, 1))), ('b', T(s0, 4, (2,), (1,))), ('idx', T(s3, 0, (3,), (1,)))])
+ema = collections.OrderedDict([('w', T(s1, 0, (2, 2), (2, 1))), ('b', T(s1, 4, (2,), (1,))), ('idx', T(s3, 0, (3,), (1,)))])
+opt = {'state': {0: {'step': T(s4, 0, (), ()), 'exp_avg': T(s2, 0, (6,), (1,))}}, 'param_groups': [{'lr': 0.0001, 'betas': (0.9, 0.999), 'eps': 1e-08, 'weight_decay': 0, 'amsgrad': False, 'params': [0, 1]}]}
+args = argparse.Namespace(model='DiT-S/2', image_size=256, num_experts=8, lr=1e-4, rf=False, results_dir=None, tags=['a', 'b'])
+train = {'model': model, 'ema': ema, 'opt': opt, 'args': args, 'step': 7, 'loss': 0.25}
+open('train.pkl','wb').write(dumps(train))
+# A parameter dict (nn.Parameter pickles via _rebuild_parameter), protocol 2.
+open('param.pkl','wb').write(dumps(collections.OrderedDict([('w', P(T(s0, 1, (2,), (2,))))])))
+# Plain values in every protocol 2..5.
+vals = {'a': [1, 2.5, None, True, False, (3, -4)], 'big': 2**70, 'neg': -300, 'i32': -70000, 'u16': 40000, 'b': b'xy', 'u': 'h\u00e9llo \u2603', 'f': -1.5e-300, 'nested': {'k': [[], (), {}]}, 7: 'int key', 'od': collections.OrderedDict(x=1, y=[2]), 'shared': None}
+lst = [1, 2]; vals['shared'] = (lst, lst); vals['set'] = {3}; vals['fset'] = frozenset([4])
+for p in (2, 3, 4, 5):
+    open(f'vals{p}.pkl','wb').write(pickle.dumps(vals, protocol=p))
+# Attacks.
+import os, builtins
+class Evil:
+    def __init__(s, f, a): s.f, s.a = f, a
+    def __reduce__(s): return (s.f, (s.a,))
+open('os_system.pkl','wb').write(pickle.dumps(Evil(os.system, 'echo pwned'), protocol=2))
+open('eval.pkl','wb').write(pickle.dumps(Evil(builtins.eval, '1+1'), protocol=2))
+open('os_system4.pkl','wb').write(pickle.dumps(Evil(os.system, 'echo pwned'), protocol=4))
+for f in ['train','param','vals2','vals3','vals4','vals5','os_system','eval','os_system4']:
+    print(f, len(open(f+'.pkl','rb').read()))
+*/

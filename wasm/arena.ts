@@ -122,7 +122,7 @@ export class Arena {
     try {
       this.memory.grow(Math.min(Math.max(pages, 16), MAX_PAGES - have / PAGE));
     } catch (e) {
-      throw new DitMoeError(`cannot grow to ${(end / 2 ** 20).toFixed(0)} MiB (${(e as Error).message})`, 'wasm memory');
+      throw new DitMoeError(`cannot grow to ${(end / 2 ** 20).toFixed(1)} MiB (${(e as Error).message})`, 'wasm memory');
     }
   }
 }

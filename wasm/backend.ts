@@ -22,8 +22,6 @@ import type { Call, ThreadPool } from './threads.js';
 /** The module's exports (wasm/assembly/*.ts): byte addresses and f32 counts. */
 export interface KernelExports {
   heapBase(): number;
-  /** f32x4 mul+add on registers, 64·n flops: the bench's calibration. */
-  simdPeak(n: number, x: number): number;
   packedASize(M: number, K: number): number;
   packedBSize(N: number, K: number): number;
   packARows(ap: number, a: number, lda: number, M: number, K: number): void;
@@ -242,34 +240,38 @@ class WasmBackend implements WasmKernels {
     this.pool = null;
   }
 
-  /** How many threads share `items` independent pieces of `flops` work in all. */
-  private parts(items: number, flops: number): number {
-    return flops < this.minParallelFlops ? 1 : Math.max(1, Math.min(this.threads, items));
+  /** Threads that share `flops` of work: all of them when it is worth waking a worker. */
+  private parts(flops: number): number {
+    return flops < this.minParallelFlops ? 1 : this.threads;
   }
 
-  /** Runs jobs[0] here and jobs[i] on worker i-1, returning when all are done. */
-  private runJobs(jobs: Call[][]): void {
+  /**
+   * Runs independent calls on all threads (each claims the next one); an argument -(s + 1)
+   * stands for slot s of the executing thread's row of `scratch`.
+   */
+  private runCalls(calls: Call[], scratch: number[][]): void {
     const e = this.exports as unknown as Record<string, (...args: number[]) => void>;
-    const self = ([fn, args]: Call) => e[fn](...args);
-    if (jobs.length <= 1 || !this.pool) for (const job of jobs) job.forEach(self);
-    else this.pool.run(jobs, self);
+    const self = ([fn, args]: Call, t: number) => e[fn](...args.map((v) => (v < 0 ? scratch[t][-v - 1] : v)));
+    if (!this.pool || scratch.length === 1) for (const call of calls) self(call, 0);
+    else this.pool.run(calls, scratch, self);
   }
 
-  /** C[M,N] (row stride ldc) += A·B from packed operands, columns split between the threads. */
+  /** C[M,N] (row stride ldc) += A·B from packed operands, in blocks of columns shared by the threads. */
   private gemm(c: number, ldc: number, ap: number, bp: number, M: number, N: number, K: number): void {
     const panels = Math.ceil(N / 16);
-    const parts = this.parts(panels, 2 * M * N * K);
-    if (parts === 1) {
+    const parts = this.parts(2 * M * N * K);
+    if (parts === 1 || panels === 1) {
       this.exports.gemmPacked(c, ldc, ap, bp, M, N, K, this.tiles[0]);
       return;
     }
-    const jobs: Call[][] = [];
-    for (let i = 0; i < parts; i++) {
-      const n0 = Math.floor((panels * i) / parts) * 16;
-      const n1 = Math.min(N, Math.floor((panels * (i + 1)) / parts) * 16);
-      jobs.push([['gemmPackedCols', [c, ldc, ap, bp, M, N, K, n0, n1, this.tiles[i]]]]);
-    }
-    this.runJobs(jobs);
+    // about 6 blocks per thread: small enough to balance, large enough to amortise a claim
+    const per = Math.max(1, Math.ceil(panels / (6 * parts)));
+    const calls: Call[] = [];
+    for (let p = 0; p < panels; p += per) calls.push(['gemmPackedCols', [c, ldc, ap, bp, M, N, K, p * 16, Math.min(N, (p + per) * 16), -1]]);
+    this.runCalls(
+      calls,
+      this.tiles.map((t) => [t]),
+    );
   }
 
   weightsChanged(): void {
@@ -453,25 +455,18 @@ class WasmBackend implements WasmKernels {
       const pq = s.put(qkv, B * T * 3 * D);
       const po = s.alloc(B * T * D);
       const pp = probs ? s.alloc(B * H * T * T) : 0;
-      const parts = this.parts(B * H, 4 * B * H * T * T * Dh);
-      const jobs: Call[][] = [];
-      for (let i = 0; i < parts; i++) {
-        // each thread its own scratch: packed A and B, the edge tile, P when probs is null
-        const ap = s.alloc(e.packedASize(T, L));
-        const bp = s.alloc(e.packedBSize(L, L));
-        const tile = s.alloc(32);
-        const own = probs ? 0 : s.alloc(T * T);
-        const job: Call[] = [];
-        for (let j = Math.floor((B * H * i) / parts); j < Math.floor((B * H * (i + 1)) / parts); j++) {
-          const b = Math.floor(j / H);
-          const h = j % H;
-          const q = pq + (b * T * 3 * D + h * Dh) * 4;
-          const p = probs ? pp + j * T * T * 4 : own;
-          job.push(['attentionHeadForward', [po + (b * T * D + h * Dh) * 4, D, p, q, q + D * 4, q + 2 * D * 4, 3 * D, T, Dh, scale, ap, bp, tile]]);
-        }
-        jobs.push(job);
+      const parts = this.parts(4 * B * H * T * T * Dh);
+      // each thread its own scratch: packed A and B, the edge tile, and P when probs is null
+      const scratch = Array.from({ length: parts }, () => [s.alloc(e.packedASize(T, L)), s.alloc(e.packedBSize(L, L)), s.alloc(32), probs ? 0 : s.alloc(T * T)]);
+      const calls: Call[] = [];
+      for (let j = 0; j < B * H; j++) {
+        const b = Math.floor(j / H);
+        const h = j % H;
+        const q = pq + (b * T * 3 * D + h * Dh) * 4;
+        const p = probs ? pp + j * T * T * 4 : -4;
+        calls.push(['attentionHeadForward', [po + (b * T * D + h * Dh) * 4, D, p, q, q + D * 4, q + 2 * D * 4, 3 * D, T, Dh, scale, -1, -2, -3]]);
       }
-      this.runJobs(jobs);
+      this.runCalls(calls, scratch);
       a.get(out, po, B * T * D);
       if (probs) a.get(probs, pp, B * H * T * T);
     });
@@ -492,26 +487,19 @@ class WasmBackend implements WasmKernels {
       const pdo = s.put(dout, B * T * D);
       const pq = s.put(qkv, B * T * 3 * D);
       const pp = s.put(probs, B * H * T * T);
-      const parts = this.parts(B * H, 8 * B * H * T * T * Dh);
-      const jobs: Call[][] = [];
-      for (let i = 0; i < parts; i++) {
-        const dp = s.alloc(T * T);
-        const ap = s.alloc(e.packedASize(L, L));
-        const bp = s.alloc(e.packedBSize(L, L));
-        const tile = s.alloc(32);
-        const job: Call[] = [];
-        for (let j = Math.floor((B * H * i) / parts); j < Math.floor((B * H * (i + 1)) / parts); j++) {
-          const b = Math.floor(j / H);
-          const h = j % H;
-          const off = (b * T * 3 * D + h * Dh) * 4;
-          const dq = pdq + off;
-          const q = pq + off;
-          // heads write disjoint columns of dqkv: no two threads touch the same element
-          job.push(['attentionHeadBackward', [dq, dq + D * 4, dq + 2 * D * 4, 3 * D, pdo + (b * T * D + h * Dh) * 4, D, q, q + D * 4, q + 2 * D * 4, 3 * D, pp + j * T * T * 4, T, Dh, scale, dp, ap, bp, tile]]);
-        }
-        jobs.push(job);
+      const parts = this.parts(8 * B * H * T * T * Dh);
+      const scratch = Array.from({ length: parts }, () => [s.alloc(T * T), s.alloc(e.packedASize(L, L)), s.alloc(e.packedBSize(L, L)), s.alloc(32)]);
+      const calls: Call[] = [];
+      for (let j = 0; j < B * H; j++) {
+        const b = Math.floor(j / H);
+        const h = j % H;
+        const off = (b * T * 3 * D + h * Dh) * 4;
+        const dq = pdq + off;
+        const q = pq + off;
+        // heads write disjoint columns of dqkv: no two threads touch the same element
+        calls.push(['attentionHeadBackward', [dq, dq + D * 4, dq + 2 * D * 4, 3 * D, pdo + (b * T * D + h * Dh) * 4, D, q, q + D * 4, q + 2 * D * 4, 3 * D, pp + j * T * T * 4, T, Dh, scale, -1, -2, -3, -4]]);
       }
-      this.runJobs(jobs);
+      this.runCalls(calls, scratch);
       a.get(dqkv, pdq, B * T * 3 * D);
     });
   }

@@ -7,6 +7,17 @@ import { readSafetensorsFile, writeFileAtomic } from '../files.js';
 import { kernelsFor } from '../backend.js';
 import { loadModelFile, type ModelOptions } from '../loadModel.js';
 import type { DiTModel } from '../../ref/model.js';
+import type { DiTConfig } from '../../ref/config.js';
+
+/** The case file's __metadata__.config as plain fields (ignored when absent or not JSON: the model file may not need it). */
+function caseConfig(metadata: Record<string, string>): Partial<DiTConfig> | undefined {
+  try {
+    const c: unknown = JSON.parse(metadata.config ?? '');
+    return typeof c === 'object' && c !== null && !Array.isArray(c) ? (c as Partial<DiTConfig>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export function register(program: Command): void {
   program
@@ -16,6 +27,7 @@ export function register(program: Command): void {
     .option('--model <file>', 'model weights (.safetensors with __metadata__.config, or .pt)')
     .option('--config <json|file>', 'model configuration when the model file has none')
     .option('--preset <name>', 'model preset when the model file has no configuration')
+    .option('--weights <which>', 'for a training checkpoint: model or ema (default for .pt: ema if present)')
     .requiredOption('--out <file>', 'result file (.safetensors)')
     .option('--backend <name>', 'ref | wasm | auto', 'ref')
     .option('--threads <n>', 'worker threads for the wasm backend', (v) => parseInt(v, 10))
@@ -24,7 +36,7 @@ export function register(program: Command): void {
       const kernels = await kernelsFor(o.backend, o.threads);
       let model: DiTModel | undefined;
       let loading: Promise<DiTModel> | undefined;
-      if (o.model) loading = loadModelFile(o.model, kernels, o);
+      if (o.model) loading = loadModelFile(o.model, kernels, { ...o, fallback: caseConfig(kase.metadata) }); // the case's config fills what a config-less model file leaves open
       if (loading) model = await loading;
       const outs = runCase(kase, {
         kernels,

@@ -2,7 +2,9 @@
 import type { Command } from 'commander';
 import { DitMoeError } from '../../ref/errors.js';
 import { ptToSafetensors, safetensorsToPt, type ConvertOptions } from '../../io/pt/convert.js';
+import type { StTensor } from '../../io/safetensors.js';
 import { readBytes, writeFileAtomic } from '../files.js';
+import { resolveModelConfig, defaultedNote, type ModelOptions } from '../loadModel.js';
 
 const PT = /\.(pt|pth|ckpt)$/i;
 const ST = /\.safetensors$/i;
@@ -16,6 +18,29 @@ export function convertFile(input: string, output: string, opts: ConvertOptions 
   writeFileAtomic(output, out);
 }
 
+/**
+ * The configuration to write, as JSON: a stated --preset/--config (checked against the tensors;
+ * a mismatch is an error naming them), else the input's own, else inferred from the tensor
+ * shapes. When nothing is stated and inference cannot tell, the file is converted without a
+ * configuration and a note says why.
+ */
+export function configHook(file: string, o: ModelOptions): (sd: Map<string, StTensor>, existing?: string) => string | undefined {
+  const stated = o.preset !== undefined || o.config !== undefined;
+  const note = o.note ?? ((l: string) => process.stderr.write(l + '\n'));
+  return (sd, existing) => {
+    try {
+      const r = resolveModelConfig(file, sd, existing !== undefined ? { config: existing } : {}, o);
+      const n = defaultedNote(file, r);
+      if (n) note(n);
+      return JSON.stringify(r.config);
+    } catch (e) {
+      if (stated || existing !== undefined || !(e instanceof DitMoeError)) throw e;
+      note(`note: no configuration written (${e.message})`);
+      return undefined;
+    }
+  };
+}
+
 export function register(program: Command): void {
   program
     .command('convert')
@@ -24,9 +49,12 @@ export function register(program: Command): void {
     .argument('<out>', 'output file (.safetensors or .pt/.pth/.ckpt)')
     .option('--weights <which>', 'for a training checkpoint: model or ema (default: ema if present)')
     .option('--nest <key>', 'for .pt output: nest the state dict under this key (e.g. ema) and keep the config next to it')
-    .action((input: string, output: string, o: { weights?: string; nest?: string }) => {
+    .option('--preset <name>', 'state the configuration (checked against the tensors) instead of inferring it')
+    .option('--config <json|file>', 'configuration fields (any subset): what inference cannot tell (e.g. num_heads) or overrides')
+    .action((input: string, output: string, o: { weights?: string; nest?: string; preset?: string; config?: string }) => {
       if (o.weights !== undefined && o.weights !== 'model' && o.weights !== 'ema') throw new DitMoeError(`must be model or ema, not '${o.weights}'`, '--weights');
-      convertFile(input, output, { weights: o.weights as 'model' | 'ema' | undefined, nestUnder: o.nest });
+      const replaceConfig = o.preset !== undefined || o.config !== undefined;
+      convertFile(input, output, { weights: o.weights as 'model' | 'ema' | undefined, nestUnder: o.nest, inferConfigJson: configHook(input, o), replaceConfig });
       process.stdout.write(`wrote ${output}\n`);
     });
 }

@@ -4,7 +4,8 @@ import { register as conform } from './conform.js';
 import { register as info } from './info.js';
 import { register as sample } from './sample.js';
 import { register as convert } from './convert.js';
+import { register as analyze } from './analyze.js';
 import { register as train } from './train.js';
 import { register as evalCmd } from './eval.js';
 
-export const commands: ((program: Command) => void)[] = [conform, info, sample, convert, train, evalCmd];
+export const commands: ((program: Command) => void)[] = [conform, info, sample, convert, train, evalCmd, analyze];

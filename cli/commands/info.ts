@@ -2,16 +2,23 @@
 import type { Command } from 'commander';
 import * as fs from 'node:fs';
 import { DitMoeError } from '../../ref/errors.js';
-import { presetConfig, validateConfig, type DiTConfig } from '../../ref/config.js';
-import { configFromMetadata } from '../../ref/model.js';
+import { presetConfig, type DiTConfig } from '../../ref/config.js';
 import { accounting, humanCount } from '../../ref/accounting.js';
-import { readModelTensors, parseConfigOption } from '../loadModel.js';
+import { readModelTensors, resolveModelConfig, type ResolvedConfig } from '../loadModel.js';
 
-function describe(c: DiTConfig): string {
+/** For an inferred configuration: where the fields the shapes do not show came from. */
+function sourcesLine(r: ResolvedConfig): string {
+  const by = new Map<string, string[]>();
+  for (const [k, s] of Object.entries(r.sources)) if (s !== 'inferred' && s !== 'file') by.set(s, [...(by.get(s) ?? []), `${k} ${s === 'unknown' ? '' : JSON.stringify(r.config[k as keyof DiTConfig])}`.trim()]);
+  const label: Record<string, string> = { preset: `the preset table (${r.preset ?? ''})`, given: '--config', default: 'official defaults', unknown: 'unknown (not in the file; the counts below do not depend on it)' };
+  return `configuration: ${r.origin}${r.preset ? `, matching preset ${r.preset}` : ''}${[...by].map(([s, ks]) => `; ${label[s] ?? s}: ${ks.join(', ')}`).join('')}`;
+}
+
+function describe(c: DiTConfig, unknownHeads = false): string {
   const a = accounting(c);
   const img = c.input_size * (c.in_channels === 4 ? 8 : 1);
   return [
-    `config: ${JSON.stringify(c)}`,
+    `config: ${JSON.stringify(unknownHeads ? { ...c, num_heads: null } : c)}`,
     `parameters: ${humanCount(a.totalParams)} total (${a.totalParams}), ${humanCount(a.activatedParams)} activated per token (${a.activatedParams}; ${c.num_experts_per_tok} of ${c.num_experts} experts)`,
     `compute per image (${c.input_size}×${c.input_size}×${c.in_channels}${c.in_channels === 4 ? `, a ${img}×${img} image through the VAE` : ''}): ${(a.linearMacs / 1e9).toFixed(2)} GMAC in linear layers + ${(a.attentionMacs / 1e9).toFixed(2)} GMAC in attention (q·kᵀ, P·v)`,
   ].join('\n');
@@ -26,8 +33,9 @@ export function register(program: Command): void {
     .option('--experts <n>', 'number of routed experts for --preset', (v) => parseInt(v, 10))
     .option('--top-k <k>', 'experts per token for --preset', (v) => parseInt(v, 10))
     .option('--input-size <n>', 'latent side for --preset (32 = a 256×256 image)', (v) => parseInt(v, 10))
-    .option('--config <json|file>', 'configuration when the file has none')
-    .action(async (file: string | undefined, o: { preset?: string; experts?: number; topK?: number; inputSize?: number; config?: string }) => {
+    .option('--config <json|file>', 'configuration fields (any subset) when the file has none or to override it')
+    .option('--weights <which>', 'for a training checkpoint: model or ema (default for .pt: ema if present)')
+    .action(async (file: string | undefined, o: { preset?: string; experts?: number; topK?: number; inputSize?: number; config?: string; weights?: string }) => {
       if (!file && !o.preset) throw new DitMoeError('name a model file or --preset', 'info');
       if (!file) {
         const over: Partial<DiTConfig> = {};
@@ -38,12 +46,11 @@ export function register(program: Command): void {
         process.stdout.write(`preset DiT-MoE-${o.preset}-${c.num_experts}E${c.num_experts_per_tok}A\n${describe(c)}\n`);
         return;
       }
-      const { tensors, metadata } = await readModelTensors(file);
-      const c = o.config ? parseConfigOption(o.config) : o.preset ? presetConfig(o.preset) : configFromMetadata(metadata, file);
-      validateConfig(c, file);
+      const { tensors, metadata } = await readModelTensors(file, o);
+      const r = resolveModelConfig(file, tensors, metadata, o, 'unknown');
       const dtypes = new Map<string, number>();
       for (const t of tensors.values()) dtypes.set(t.dtype, (dtypes.get(t.dtype) ?? 0) + 1);
-      const lines = [`file: ${file} (${(fs.statSync(file).size / 1e6).toFixed(2)} MB on disk, ${tensors.size} tensors, dtype ${[...dtypes].map(([d, n]) => `${d} ×${n}`).join(', ')})`, describe(c)];
+      const lines = [`file: ${file} (${(fs.statSync(file).size / 1e6).toFixed(2)} MB on disk, ${tensors.size} tensors, dtype ${[...dtypes].map(([d, n]) => `${d} ×${n}`).join(', ')})`, sourcesLine(r), describe(r.config, r.sources.num_heads === 'unknown')];
       if (metadata.step !== undefined) lines.push(`training step: ${metadata.step}`);
       process.stdout.write(lines.join('\n') + '\n');
     });

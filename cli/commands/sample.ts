@@ -8,7 +8,7 @@ import { dims } from '../../ref/config.js';
 import type { DiTModel } from '../../ref/model.js';
 import { makeRng } from '../../ref/diffusion/rng.js';
 import { createDiffusion } from '../../ref/diffusion/respace.js';
-import { sampleDdim, sampleDdpm, sampleRectifiedFlow, type Guidance } from '../../ref/diffusion/samplers.js';
+import { sampleDdim, sampleDdpm, sampleRectifiedFlow, type Guidance, type DiffusionModelFn } from '../../ref/diffusion/samplers.js';
 import { serializeSafetensors, f32, i64 } from '../../io/safetensors.js';
 import { writeFileAtomic } from '../files.js';
 import { kernelsFor } from '../backend.js';
@@ -26,6 +26,7 @@ export interface SampleRequest {
   eta?: number;
   schedule?: string; // beta schedule name for ddpm/ddim
   onStep?: (i: number, n: number, x: Float32Array, predX0: Float32Array) => void;
+  modelFn?: DiffusionModelFn; // used instead of model.forward (e.g. a routing recorder's wrapper)
 }
 
 /** Samples `labels.length` images from `model`; start noise and step noise from the seeded RNG. */
@@ -39,7 +40,7 @@ export function sampleImages(model: DiTModel, r: SampleRequest): Float32Array {
   const hasNull = dims(c).numLabels > c.num_classes;
   if (r.cfg !== 1 && !hasNull) throw new DitMoeError('guidance needs a null class, and this model has none (class_dropout_prob = 0)', '--cfg');
   const guidance: Guidance | null = r.cfg !== 1 ? { scale: r.cfg, nullClass: c.num_classes, channels: r.guidedChannels } : null;
-  const fn = (x: Float32Array, s: number[], t: Float32Array, y: Int32Array) => model.forward(x, s, t, y);
+  const fn = r.modelFn ?? ((x: Float32Array, s: number[], t: Float32Array, y: Int32Array) => model.forward(x, s, t, y));
   if (r.sampler === 'flow') return sampleRectifiedFlow({ model: fn, z, shape, y: r.labels, guidance, steps: r.steps, onStep: r.onStep });
   if ((r.sampler === 'ddpm' || r.sampler === 'ddim') && !c.learn_sigma) throw new DitMoeError('this model has no learned sigma; sample it with --sampler flow (or train with the ddpm objective)', '--sampler');
   const schedule = createDiffusion({ respacing: r.sampler === 'ddim' ? `ddim${r.steps}` : String(r.steps), noiseSchedule: r.schedule });
@@ -72,6 +73,7 @@ export function register(program: Command): void {
     .requiredOption('--model <file>', 'model weights (.safetensors with __metadata__.config, or .pt)')
     .option('--config <json|file>', 'model configuration when the file has none')
     .option('--preset <name>', 'model preset when the file has no configuration')
+    .option('--weights <which>', 'for a training checkpoint: model or ema (default for .pt: ema if present)')
     .option('--class <c[,c...]>', 'class label(s), cycled over the samples (default 0, 1, 2, ...)')
     .option('--count <n>', 'number of samples', positiveInt('--count'), 16)
     .option('--sampler <name>', 'ddpm | ddim | flow (default: flow for rectified-flow checkpoints, else ddpm)')

@@ -55,6 +55,7 @@ interface TrainOptions {
   sampleSteps: number;
   cfg: number;
   logEvery: number;
+  timeLimit?: number;
 }
 
 /** Option name (commander key) → the TrainArgs field it sets. */
@@ -94,6 +95,7 @@ export function register(program: Command): void {
     .option('--samples-per-class <n>', 'columns of the sample grid (seeds per class)', num('--samples-per-class', true), 4)
     .option('--sample-steps <n>', 'sampling steps of the grids', num('--sample-steps', true), 20)
     .option('--cfg <scale>', 'guidance scale of the grids', num('--cfg'), 2)
+    .option('--time-limit <minutes>', 'stop cleanly (checkpoint written, --resume continues) after this much wall time', num('--time-limit'))
     .option('--log-every <k>', 'without a terminal: print a line every k steps', num('--log-every', true), 10)
     .action(async (o: TrainOptions, cmd: Command) => {
       const explicit = (key: string) => cmd.getOptionValueSource(key) === 'cli';
@@ -189,7 +191,7 @@ export function register(program: Command): void {
             onMessage: (line) => {
               if (!bar) process.stderr.write(line + '\n');
             },
-            shouldStop: () => stop,
+            shouldStop: () => stop || (o.timeLimit !== undefined && performance.now() - t0 > o.timeLimit * 60_000),
           },
         );
         bar?.stop();

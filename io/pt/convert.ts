@@ -12,19 +12,21 @@ export interface ConvertOptions {
   /** .pt output: nest the state dict under this key (e.g. `ema`, as the official `find_model` reads), next to `config`. */
   nestUnder?: string;
   /**
-   * Hook for configuration inference: given the state dict, the model's configuration as
-   * JSON, or undefined when it cannot tell. Called only when the input carries no config.
-   * (Inference from the tensor shapes is a later step of issue 6; nothing is plugged in yet.)
+   * Hook for configuration inference (the CLI plugs in ref/inferConfig.ts): given the state
+   * dict (and the input's own config, if any), the model's configuration as JSON, or undefined
+   * when it cannot tell. Called only when the input carries no config, unless `replaceConfig`.
    */
-  inferConfigJson?: (stateDict: Map<string, StTensor>) => string | undefined;
+  inferConfigJson?: (stateDict: Map<string, StTensor>, existingConfig?: string) => string | undefined;
+  /** Call the hook even when the input has a config, and write its answer instead (a stated --preset/--config). */
+  replaceConfig?: boolean;
 }
 
 /** `.pt` bytes → safetensors bytes, with `__metadata__` = {format: 'pt', config?, and the checkpoint's scalars (e.g. step)}. */
 export function ptToSafetensors(bytes: Uint8Array, where: string, opts: ConvertOptions = {}): Uint8Array {
   const ck = readPtCheckpoint(bytes, where, { weights: opts.weights });
   const metadata: Record<string, string> = { format: 'pt', ...ck.metadata };
-  if (metadata.config === undefined) {
-    const inferred = opts.inferConfigJson?.(ck.stateDict);
+  if (metadata.config === undefined || opts.replaceConfig) {
+    const inferred = opts.inferConfigJson?.(ck.stateDict, metadata.config);
     if (inferred !== undefined) metadata.config = inferred;
   }
   return serializeSafetensors(ck.stateDict, metadata);
@@ -33,9 +35,9 @@ export function ptToSafetensors(bytes: Uint8Array, where: string, opts: ConvertO
 /** safetensors bytes → `.pt` bytes; with `nestUnder`, `__metadata__.config` travels along as a `config` entry. */
 export function safetensorsToPt(bytes: Uint8Array, where: string, opts: ConvertOptions = {}): Uint8Array {
   const st = parseSafetensors(bytes, where);
+  if (opts.nestUnder === undefined) return writePtCheckpoint(st.tensors); // a bare state dict has no place for a config
   let config: string | undefined = st.metadata.config;
-  if (config === undefined) config = opts.inferConfigJson?.(st.tensors);
-  if (opts.nestUnder === undefined) return writePtCheckpoint(st.tensors);
+  if (config === undefined || opts.replaceConfig) config = opts.inferConfigJson?.(st.tensors, config) ?? config;
   const scalars: Record<string, PtScalar> = {};
   if (config !== undefined) scalars.config = config;
   return writePtCheckpoint(st.tensors, { nestUnder: opts.nestUnder, scalars });
