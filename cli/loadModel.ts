@@ -75,7 +75,11 @@ function checkWeights(w: string | undefined): 'model' | 'ema' | undefined {
   return w;
 }
 
-/** Reads the tensors and metadata of a model file, whatever its format, with the weights `opts.weights` asks for. */
+/**
+ * Reads the tensors and metadata of a model file, whatever its format. For .pt, the weights
+ * `opts.weights` asks for; for safetensors, every tensor as stored unless `opts.weights` is given
+ * (then those weights, prefixes stripped) — `readModelWeights` always picks.
+ */
 export async function readModelTensors(file: string, opts: ModelOptions = {}): Promise<{ tensors: Map<string, StTensor>; metadata: Record<string, string> }> {
   const weights = checkWeights(opts.weights);
   if (/\.(pt|pth|bin|ckpt)$/i.test(file)) {
@@ -84,15 +88,29 @@ export async function readModelTensors(file: string, opts: ModelOptions = {}): P
     return { tensors: ck.stateDict, metadata: ck.metadata };
   }
   const st = readSafetensorsFile(file);
-  const prefixed = /^(ema|adam_m|adam_v)\./;
-  if (![...st.tensors.keys()].some((k) => prefixed.test(k))) return st; // a plain state dict
-  // A training checkpoint of ours: plain names (model), ema.*, adam_m.*, adam_v.*.
+  return weights === undefined ? st : { tensors: pickWeights(st.tensors, weights, file), metadata: st.metadata };
+}
+
+/** The model's tensors of a model file: for a training checkpoint of ours, the plain names (`model`, the default) or `ema.*`. */
+export async function readModelWeights(file: string, opts: ModelOptions = {}): Promise<{ tensors: Map<string, StTensor>; metadata: Record<string, string> }> {
+  const r = await readModelTensors(file, opts);
+  return opts.weights === undefined && !/\.(pt|pth|bin|ckpt)$/i.test(file) ? { tensors: pickWeights(r.tensors, 'model', file), metadata: r.metadata } : r;
+}
+
+const CHECKPOINT_PREFIX = /^(ema|adam_m|adam_v)\./;
+
+/** A safetensors training checkpoint of ours holds plain names (model), ema.*, adam_m.*, adam_v.*: one set of weights. */
+function pickWeights(all: Map<string, StTensor>, weights: 'model' | 'ema', file: string): Map<string, StTensor> {
+  if (![...all.keys()].some((k) => CHECKPOINT_PREFIX.test(k))) {
+    if (weights === 'ema') throw new DitMoeError('has no EMA weights (ema.*); use --weights model', file);
+    return all; // a plain state dict
+  }
   const tensors = new Map<string, StTensor>();
   if (weights === 'ema') {
-    for (const [k, v] of st.tensors) if (k.startsWith('ema.')) tensors.set(k.slice(4), v);
+    for (const [k, v] of all) if (k.startsWith('ema.')) tensors.set(k.slice(4), v);
     if (tensors.size === 0) throw new DitMoeError('has no EMA weights (ema.*); use --weights model', file);
-  } else for (const [k, v] of st.tensors) if (!prefixed.test(k)) tensors.set(k, v);
-  return { tensors, metadata: st.metadata };
+  } else for (const [k, v] of all) if (!CHECKPOINT_PREFIX.test(k)) tensors.set(k, v);
+  return tensors;
 }
 
 /**
@@ -122,14 +140,14 @@ export function resolveModelConfig(file: string, tensors: ShapeMap, metadata: Re
 
 /** The one-line note for fields inference had to default that change the forward (nothing when there are none). */
 export function defaultedNote(file: string, r: ResolvedConfig): string | undefined {
-  const defaulted = FORWARD_RELEVANT_DEFAULTS.filter((k) => r.sources[k] === 'default' && (k !== 'norm_topk_prob' || r.config.num_experts_per_tok > 1));
+  const defaulted = FORWARD_RELEVANT_DEFAULTS.filter((k) => r.sources[k] === 'default');
   if (!defaulted.length) return undefined;
   const what = defaulted.map((k) => (k === 'class_dropout_prob' ? `class_dropout_prob = ${r.config.class_dropout_prob} (the label table's last row is the null class)` : `${k} = ${JSON.stringify(r.config[k])}`));
   return `note: ${file} has no configuration; inferred from its tensor shapes, taking the official defaults ${what.join(', ')}; state others with --config`;
 }
 
 export async function loadModelFile(file: string, kernels: Kernels, opts: ModelOptions = {}): Promise<DiTModel> {
-  const { tensors, metadata } = await readModelTensors(file, opts);
+  const { tensors, metadata } = await readModelWeights(file, opts);
   const r = resolveModelConfig(file, tensors, metadata, opts);
   const note = defaultedNote(file, r);
   if (note) (opts.note ?? ((l: string) => process.stderr.write(l + '\n')))(note);

@@ -49,8 +49,12 @@ export interface InferOptions {
   heads?: 'error' | 'unknown';
 }
 
-/** Fields whose default changes the eval-mode forward (or the meaning of the label table): worth a note when defaulted. */
-export const FORWARD_RELEVANT_DEFAULTS: (keyof DiTConfig)[] = ['num_experts_per_tok', 'class_dropout_prob', 'norm_topk_prob'];
+/**
+ * Defaulted fields worth a note: they change the eval-mode forward (top-k) or the meaning of the
+ * label table (whether its last row is the null class). norm_topk_prob also changes the forward,
+ * but the official code fixes it to false, so its default is not a guess.
+ */
+export const FORWARD_RELEVANT_DEFAULTS: (keyof DiTConfig)[] = ['num_experts_per_tok', 'class_dropout_prob'];
 
 /** Infers the configuration of a DiT-MoE state dict from its tensor names and shapes. */
 export function inferConfig(shapes: ShapeMap, opts: InferOptions = {}): InferredConfig {
@@ -164,7 +168,7 @@ export function inferConfig(shapes: ShapeMap, opts: InferOptions = {}): Inferred
   try {
     config = validateConfig(c, ''); // '' : the message gets no second prefix
   } catch (e) {
-    if (e instanceof DitMoeError) throw fail(`the tensor shapes give an invalid configuration: ${e.message}`);
+    if (e instanceof DitMoeError) throw fail(`the inferred configuration is invalid: ${e.message}`);
     throw e;
   }
   // Every block must agree with block 0 (and nothing may be left over).

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { DitMoeError } from '../../ref/errors.js';
 import { kernelsFor } from '../backend.js';
 import { loadModelFile, readModelTensors } from '../loadModel.js';
-import { writeFileAtomic } from '../files.js';
+import { writeFileAtomic, readSafetensorsFile } from '../files.js';
 import { gridPng } from '../images.js';
 import { progressBar } from '../progress.js';
 import { loadDataset } from '../../train/data.js';
@@ -27,7 +27,7 @@ export function register(program: Command): void {
     .command('eval')
     .description('class-conditional sample quality: 1-nearest-neighbour accuracy over the MNIST pixels and the mean nearest-neighbour distance')
     .requiredOption('--model <file>', 'a model or training checkpoint (.safetensors with __metadata__.config)')
-    .option('--weights <which>', 'ema | model: which weights of a checkpoint (default: ema when present)')
+    .option('--weights <which>', 'ema | model: which weights of a training checkpoint (default: ema when present)')
     .option('--samples <n>', 'number of samples, a multiple of the number of classes', num('--samples', true), 100)
     .option('--data <mnist|file>', 'the reference images of the 1-NN classifier', 'mnist')
     .option('--objective <name>', 'flow | ddpm (default: from the file, else flow)')
@@ -41,21 +41,13 @@ export function register(program: Command): void {
     .action(async (o: { model: string; weights?: string; samples: number; data: string; objective?: string; steps: number; cfg: number; seed: number; grid?: string; backend: string; threads?: number; json?: boolean }) => {
       const data = loadDataset(o.data);
       const kernels = await kernelsFor(o.backend, o.threads);
-      const { tensors, metadata } = await readModelTensors(o.model);
-      const hasEma = [...tensors.keys()].some((k) => k.startsWith('ema.'));
-      const which = o.weights ?? (hasEma ? 'ema' : 'model');
-      if (which !== 'ema' && which !== 'model') throw new DitMoeError(`'${which}' is neither ema nor model`, '--weights');
-      if (which === 'ema' && !hasEma) throw new DitMoeError('has no EMA weights (ema.*); use --weights model', o.model);
-      if (which === 'ema') {
-        for (const k of [...tensors.keys()]) if (!k.startsWith('ema.')) tensors.delete(k);
-        for (const [k, v] of [...tensors]) {
-          tensors.delete(k);
-          tensors.set(k.slice(4), v);
-        }
-      }
-      const { loadWeights, configFromMetadata, DiTModel } = await import('../../ref/model.js');
-      const config = configFromMetadata(metadata, o.model);
-      const model = which === 'ema' ? new DiTModel(config, loadWeights(config, tensors, o.model).params, kernels) : await loadModelFile(o.model, kernels);
+      // our training checkpoints hold the model's weights and ema.*: the EMA by default when present
+      const isPt = /\.(pt|pth|bin|ckpt)$/i.test(o.model);
+      const hasEma = !isPt && [...readSafetensorsFile(o.model).tensors.keys()].some((k) => k.startsWith('ema.'));
+      const which = o.weights ?? (hasEma ? 'ema' : isPt ? undefined : 'model'); // .pt: the official choice (ema when present)
+      const { metadata } = await readModelTensors(o.model, { weights: which });
+      const model = await loadModelFile(o.model, kernels, { weights: which });
+      const config = model.config;
       const objective = (o.objective ?? metadata.objective ?? 'flow') as Objective;
       if (objective !== 'flow' && objective !== 'ddpm') throw new DitMoeError(`unknown objective '${objective}' (flow, ddpm)`, '--objective');
       const K = Math.min(config.num_classes, data.numClasses);
@@ -76,7 +68,7 @@ export function register(program: Command): void {
       }
       process.stdout.write(
         [
-          `${o.model} (${which} weights, ${objective}, ${o.steps} steps, guidance ${o.cfg}, seed ${o.seed}): ${r.samples} samples in ${sampleSecs.toFixed(1)} s`,
+          `${o.model} (${which ?? 'checkpoint default'} weights, ${objective}, ${o.steps} steps, guidance ${o.cfg}, seed ${o.seed}): ${r.samples} samples in ${sampleSecs.toFixed(1)} s`,
           `1-NN accuracy: ${(100 * r.accuracy).toFixed(1)}% (per class: ${r.perClass.map((a) => (100 * a).toFixed(0)).join(' ')})`,
           `mean nearest-neighbour distance: ${r.meanNNDistance.toFixed(3)} (real digits to their nearest other real digit: ${r.realNNDistance.toFixed(3)}; far below it means copying, far above means not digit-like)`,
         ].join('\n') + '\n',

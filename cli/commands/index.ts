@@ -7,5 +7,6 @@ import { register as convert } from './convert.js';
 import { register as analyze } from './analyze.js';
 import { register as train } from './train.js';
 import { register as evalCmd } from './eval.js';
+import { register as upcycle } from './upcycle.js';
 
-export const commands: ((program: Command) => void)[] = [conform, info, sample, convert, train, evalCmd, analyze];
+export const commands: ((program: Command) => void)[] = [conform, info, sample, convert, train, evalCmd, analyze, upcycle];

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import { DitMoeError } from '../../ref/errors.js';
 import { presetConfig, type DiTConfig } from '../../ref/config.js';
 import { accounting, humanCount } from '../../ref/accounting.js';
-import { readModelTensors, resolveModelConfig, type ResolvedConfig } from '../loadModel.js';
+import { readModelWeights, resolveModelConfig, type ResolvedConfig } from '../loadModel.js';
 
 /** For an inferred configuration: where the fields the shapes do not show came from. */
 function sourcesLine(r: ResolvedConfig): string {
@@ -46,7 +46,7 @@ export function register(program: Command): void {
         process.stdout.write(`preset DiT-MoE-${o.preset}-${c.num_experts}E${c.num_experts_per_tok}A\n${describe(c)}\n`);
         return;
       }
-      const { tensors, metadata } = await readModelTensors(file, o);
+      const { tensors, metadata } = await readModelWeights(file, o);
       const r = resolveModelConfig(file, tensors, metadata, o, 'unknown');
       const dtypes = new Map<string, number>();
       for (const t of tensors.values()) dtypes.set(t.dtype, (dtypes.get(t.dtype) ?? 0) + 1);

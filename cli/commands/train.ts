@@ -160,7 +160,7 @@ export function register(program: Command): void {
       const total = args.steps;
       const start = resume ? resume.ck.step : 0;
       process.stderr.write(
-        `training ${o.preset === 'custom' ? 'custom' : o.preset} (hidden ${config.hidden_size}, depth ${config.depth}, ${config.num_experts} experts top-${config.num_experts_per_tok}, patch ${config.patch_size}; ${model.params.data.length} parameters) on ${data.name} (${data.N} images), ${args.objective}, batch ${args.batch}${args.microBatch < args.batch ? ` in micro-batches of ${args.microBatch}` : ''}, lr ${args.lr} ${args.schedule}, backend ${kernels.name}${resume ? `, resuming at step ${start}` : ''}\n`,
+        `training ${resume ? `the run of ${resume.file}` : o.preset === 'custom' ? 'a custom model' : o.preset} (hidden ${config.hidden_size}, depth ${config.depth}, ${config.num_experts} experts top-${config.num_experts_per_tok}, patch ${config.patch_size}; ${model.params.data.length} parameters) on ${data.name} (${data.N} images), ${args.objective}, batch ${args.batch}${args.microBatch < args.batch ? ` in micro-batches of ${args.microBatch}` : ''}, lr ${args.lr} ${args.schedule}, backend ${kernels.name}${resume ? `, resuming at step ${start}` : ''}\n`,
       );
       const tty = process.stderr.isTTY === true;
       const bar = tty ? progressBar(total - start, 'train', ' | step {step} | loss {loss}') : null;
