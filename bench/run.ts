@@ -22,6 +22,7 @@ const files = fs
   .filter((f) => f.endsWith('.bench.js') && (!only || f.includes(only)))
   .sort();
 
+const loadBefore = os.loadavg()[0];
 const sections: string[] = [];
 for (const f of files) {
   const mod = (await import(pathToFileURL(path.join(here, f)).href)) as Partial<BenchModule>;
@@ -42,6 +43,7 @@ const header = [
   `- Node ${process.version} (V8 ${process.versions.v8})`,
   `- Date: ${new Date().toISOString()}`,
   `- Command: \`npm run bench\` (dist/bench/run.js${only ? ` ${only}` : ''})`,
+  `- Load average (1 min) when the run started: ${loadBefore.toFixed(2)}, when it ended: ${os.loadavg()[0].toFixed(2)} (the bench itself counts about 1; more means other processes shared the ${cpus.length} cores)`,
   '',
 ].join('\n');
 const out = path.join(packageRoot(), 'bench', 'RESULTS.md');

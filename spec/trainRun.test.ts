@@ -29,6 +29,20 @@ describe('runTraining', () => {
     expect(readCheckpoint(checkpointPath(out)).step).toBe(3);
   });
 
+  it('a clean stop (Ctrl-C, --time-limit) writes checkpoint and model at that step; resume finishes the run', async () => {
+    const out = path.join(tmp, 'stop');
+    const tr = new Trainer(tinyModel(), barsDataset(), args({ steps: 5, ema: 0.9 }));
+    const logs = await runTraining(tr, { ...outputs(out), checkpointEvery: 0 }, null, { shouldStop: () => tr.step >= 2 });
+    expect(logs).toHaveLength(2);
+    expect(readCheckpoint(checkpointPath(out)).step).toBe(2);
+    expect(fs.existsSync(path.join(out, 'model.safetensors'))).toBe(true);
+    const ck = readCheckpoint(checkpointPath(out));
+    const again = new Trainer(tinyModel(), barsDataset(), ck.args);
+    const all = await runTraining(again, { ...outputs(out), checkpointEvery: 0 }, { ck, file: checkpointPath(out) });
+    expect(all.map((l) => l.step)).toEqual([1, 2, 3, 4, 5]); // the log continues the stopped run
+    expect(readCheckpoint(checkpointPath(out)).step).toBe(5);
+  });
+
   it('a NaN loss stops the run naming the step; the last good checkpoint stays', async () => {
     const out = path.join(tmp, 'nan');
     const m = tinyModel();

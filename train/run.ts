@@ -2,7 +2,7 @@
  * A training run with its outputs in one folder (`--out`):
  *   checkpoint.safetensors   the full state (weights, EMA, AdamW moments, step, args), every
  *                            `checkpointEvery` steps and at the end; what `--resume` continues
- *   model.safetensors        at the end: the weights to sample from (EMA when the run keeps one)
+ *   model.safetensors        at the end (or a clean stop): the weights to sample from (EMA when the run keeps one)
  *   log.jsonl                one line per step: loss, total, each layer's balance loss and
  *                            expert load, lr, gradient norm, seconds
  *   loss.png                 the loss curve (per step, and its moving average)
@@ -130,6 +130,7 @@ export async function runTraining(tr: Trainer, o: RunOutputs, resumeFrom: { ck: 
     }
     if (hooks.shouldStop?.() && !last) {
       saveCheckpoint();
+      writeFileAtomic(path.join(o.out, 'model.safetensors'), serializeModel(tr, true));
       writeLossPlot(plotFile, logs);
       say(`stopped at step ${s}; continue with --resume`);
       return logs;

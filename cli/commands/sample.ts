@@ -85,9 +85,10 @@ export function register(program: Command): void {
     .option('--out <file>', 'samples.png (a grid) or .safetensors (the raw tensors)', 'samples.png')
     .option('--trajectory <file>', 'also write a PNG strip of the x0 predictions along the way')
     .option('--scale <n>', 'upscale factor of the PNG grid', positiveInt('--scale'))
+    .option('--cols <n>', 'columns of the PNG grid (default: about √count)', positiveInt('--cols'))
     .option('--backend <name>', 'ref | wasm | auto', 'auto')
     .option('--threads <n>', 'worker threads for the wasm backend', (v) => parseInt(v, 10))
-    .action(async (o: { model: string; class?: string; count: number; sampler?: string; steps: number; cfg: number; guidedChannels: string; eta: number; seed: number; out: string; trajectory?: string; scale?: number; backend: string; threads?: number } & ModelOptions) => {
+    .action(async (o: { model: string; class?: string; count: number; sampler?: string; steps: number; cfg: number; guidedChannels: string; eta: number; seed: number; out: string; trajectory?: string; scale?: number; cols?: number; backend: string; threads?: number } & ModelOptions) => {
       if (!Number.isFinite(o.cfg)) throw new DitMoeError(`guidance scale '${o.cfg}' is not a finite number`, '--cfg');
       if (!Number.isInteger(o.seed) || o.seed < 0) throw new DitMoeError('must be a non-negative integer', '--seed');
       const guidedChannels = o.guidedChannels === 'all' ? 'all' : Number(o.guidedChannels);
@@ -125,7 +126,7 @@ export function register(program: Command): void {
       }
       const batch: ImageBatch = { data: x, N: o.count, C: c.in_channels, H: c.input_size, W: c.input_size };
       const scale = o.scale ?? Math.max(1, Math.round(64 / c.input_size));
-      if (/\.png$/i.test(o.out)) writeFileAtomic(o.out, gridPng(batch, undefined, scale));
+      if (/\.png$/i.test(o.out)) writeFileAtomic(o.out, gridPng(batch, o.cols, scale));
       else writeFileAtomic(o.out, serializeSafetensors([['samples', f32([o.count, c.in_channels, c.input_size, c.input_size], x)], ['labels', i64([o.count], labels)]], { sampler, steps: String(o.steps), cfg: String(o.cfg), seed: String(o.seed) }));
       process.stdout.write(`wrote ${o.count} samples to ${o.out}\n`);
       if (o.trajectory && frames.length) {

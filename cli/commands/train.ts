@@ -199,7 +199,7 @@ export function register(program: Command): void {
         const done = tr.step - start;
         const tail = logs.slice(-50);
         const final = tail.reduce((p, l) => p + l.loss, 0) / Math.max(1, tail.length);
-        process.stdout.write(`${done} steps in ${(secs / 60).toFixed(1)} min (${(done / secs).toFixed(3)} steps/s); step ${tr.step}, loss (mean of the last ${tail.length} steps) ${final.toFixed(4)}\nwrote ${o.out}/checkpoint.safetensors, ${tr.step === args.steps ? `${o.out}/model.safetensors, ` : ''}${o.out}/loss.png, ${o.out}/log.jsonl, ${o.out}/samples/\n`);
+        process.stdout.write(`${done} steps in ${(secs / 60).toFixed(1)} min (${(done / secs).toFixed(3)} steps/s); step ${tr.step}, loss (mean of the last ${tail.length} steps) ${final.toFixed(4)}\nwrote ${o.out}/checkpoint.safetensors, ${o.out}/model.safetensors, ${o.out}/loss.png, ${o.out}/log.jsonl, ${o.out}/samples/\n`);
       } finally {
         bar?.stop();
         process.off('SIGINT', onSig);
