@@ -5,7 +5,8 @@
  * code runs it at about 0.75 steps/s on 2 threads), per backend. One full Trainer step: batch,
  * noise, forward, backward, AdamW, EMA. Before timing, each backend's gradients of one small
  * batch are checked against ref (1e-3 relative to the largest).
- * Run: node dist/bench/train.bench.js [--backends ref,wasm] [--steps 3] [--batch 128] [--preset mnist-s]
+ * Run: node dist/bench/train.bench.js [--backends ref,wasm,wasm2] [--steps 3] [--batch 128] [--preset mnist-s]
+ * (wasm2: the wasm backend on two threads)
  */
 import { DiTModel } from '../ref/model.js';
 import { initializeWeights } from '../ref/init.js';
@@ -26,12 +27,14 @@ async function availableBackends(names: string[], log: (s: string) => void): Pro
   const out: [string, Kernels][] = [];
   for (const n of names) {
     if (n === 'ref') out.push(['ref', refKernels]);
-    else if (n === 'wasm') {
+    else if (/^wasm\d*$/.test(n)) {
+      // 'wasm' = one thread, 'wasm2' = two threads, ...
+      const threads = n === 'wasm' ? 1 : Number(n.slice(4));
       try {
         const mod = await import('../wasm/node.js');
-        out.push(['wasm', await mod.createWasmKernels()]);
+        out.push([n, await mod.createWasmKernels({ threads })]);
       } catch (e) {
-        log(`wasm backend unavailable: ${(e as Error).message}`);
+        log(`${n} backend unavailable: ${(e as Error).message}`);
       }
     }
   }
@@ -51,7 +54,7 @@ export async function run(log: (line: string) => void = console.log): Promise<st
   const preset = arg('preset', 'mnist-s');
   const steps = Number(arg('steps', '3'));
   const batch = Number(arg('batch', '128'));
-  const backends = await availableBackends(arg('backends', 'ref,wasm').split(','), log);
+  const backends = await availableBackends(arg('backends', 'ref,wasm,wasm2').split(','), log);
   const data = loadMnist();
   const args = { ...DEFAULT_TRAIN_ARGS, batch, microBatch: batch, steps: steps + 1, lr: 3e-4 };
 
@@ -84,6 +87,7 @@ export async function run(log: (line: string) => void = console.log): Promise<st
     log(`${name}: ${mean.toFixed(2)} s/step (best ${best.toFixed(2)}), ${(1 / mean).toFixed(3)} steps/s over ${steps} steps of batch ${batch}`);
     rows.push(`| ${name} | ${mean.toFixed(2)} (best ${best.toFixed(2)}) | ${(1 / mean).toFixed(3)} | ${(1 / mean / 0.75).toFixed(2)}× |`);
   }
+  for (const [, k] of backends) (k as { dispose?: () => void }).dispose?.();
   rows.push('');
   rows.push(`${preset}, batch ${batch}, ${steps} timed steps after one warm-up step, one process on the shared 2-core machine (other jobs running make these figures lower).`);
   return rows.join('\n');
