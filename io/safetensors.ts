@@ -131,15 +131,13 @@ export function bf16ToFloat(h: number): number {
   return new Float32Array(u.buffer)[0];
 }
 
-/** number → binary16 bits, round to nearest even (as torch's .half()). */
-export function floatToHalf(x: number): number {
-  const f = new Float32Array([x]);
-  const u = new Uint32Array(f.buffer)[0];
+/** float32 bits → binary16 bits, round to nearest even (as torch's .half()). */
+export function halfBits(u: number): number {
   const sign = (u >>> 16) & 0x8000;
   const exp = (u >>> 23) & 0xff;
   let mant = u & 0x7fffff;
   if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
+  const e = exp - 127 + 15;
   if (e >= 31) return sign | 0x7c00;
   if (e <= 0) {
     if (e < -10) return sign;
@@ -157,12 +155,27 @@ export function floatToHalf(x: number): number {
   return sign | h;
 }
 
+/** float32 bits → bfloat16 bits, round to nearest even; NaN stays NaN. */
+export function bf16Bits(u: number): number {
+  if ((u & 0x7f800000) === 0x7f800000 && u & 0x7fffff) return (u >>> 16) | 0x40;
+  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+const bitsView = new Uint32Array(1);
+const floatView = new Float32Array(bitsView.buffer);
+function float32Bits(x: number): number {
+  floatView[0] = x;
+  return bitsView[0];
+}
+
+/** number → binary16 bits, round to nearest even (as torch's .half()). */
+export function floatToHalf(x: number): number {
+  return halfBits(float32Bits(x));
+}
+
 /** number → bfloat16 bits, round to nearest even. */
 export function floatToBf16(x: number): number {
-  const u = new Uint32Array(new Float32Array([x]).buffer)[0];
-  if ((u & 0x7f800000) === 0x7f800000 && u & 0x7fffff) return (u >>> 16) | 0x40;
-  const r = u + 0x7fff + ((u >>> 16) & 1);
-  return (r >>> 16) & 0xffff;
+  return bf16Bits(float32Bits(x));
 }
 
 function encode(t: StTensor, name: string): Uint8Array {

@@ -8,19 +8,13 @@ import type { Command } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DitMoeError } from '../../ref/errors.js';
+import { positiveInt } from '../options.js';
 import { kernelsFor } from '../backend.js';
 import { loadModelFile, readModelTensors, type ModelOptions } from '../loadModel.js';
 import { progressBar } from '../progress.js';
 import { parseLabels, type SampleRequest } from './sample.js';
 import { runAnalysis, writeAnalysis } from '../../analysis/report.js';
 
-function positiveInt(name: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new DitMoeError(`'${v}' is not a positive integer`, name);
-    return n;
-  };
-}
 
 export function register(program: Command): void {
   program

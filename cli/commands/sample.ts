@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { DitMoeError } from '../../ref/errors.js';
+import { positiveInt } from '../options.js';
 import { dims } from '../../ref/config.js';
 import type { DiTModel } from '../../ref/model.js';
 import { makeRng } from '../../ref/diffusion/rng.js';
@@ -58,13 +59,6 @@ export function parseLabels(text: string | undefined, count: number, numClasses:
   return Int32Array.from({ length: count }, (_, i) => values[i % values.length]);
 }
 
-function positiveInt(name: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new DitMoeError(`'${v}' is not a positive integer`, name);
-    return n;
-  };
-}
 
 export function register(program: Command): void {
   program

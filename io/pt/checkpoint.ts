@@ -15,7 +15,7 @@
  * the official `find_model`, or `model` when there is no `ema`; `weights` chooses.
  */
 import { DitMoeError } from '../../ref/errors.js';
-import { halfToFloat, bf16ToFloat, type DType, type StTensor, type TensorData } from '../safetensors.js';
+import { halfToFloat, bf16ToFloat, halfBits, bf16Bits, type DType, type StTensor, type TensorData } from '../safetensors.js';
 import { readZip, writeZip } from './zip.js';
 import { unpickle, describe, PtStorageRef, PtTensorRef, PyObject, type PyValue, type StorageDType } from './unpickle.js';
 import { pickle, PickleCall, PickleDict, PickleGlobal, PicklePersistent, PickleTuple, type PickleValue } from './pickle.js';
@@ -371,32 +371,4 @@ function encode(t: StTensor, name: string): Uint8Array {
   }
 }
 
-/** float32 bits → binary16 bits, round to nearest even (torch's `.half()`); as floatToHalf, without allocating. */
-export function halfBits(u: number): number {
-  const sign = (u >>> 16) & 0x8000;
-  const exp = (u >>> 23) & 0xff;
-  let mant = u & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let h = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && h & 1)) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
-  return sign | h;
-}
-
-/** float32 bits → bfloat16 bits, round to nearest even; NaN stays NaN (as floatToBf16). */
-export function bf16Bits(u: number): number {
-  if ((u & 0x7f800000) === 0x7f800000 && u & 0x7fffff) return (u >>> 16) | 0x40;
-  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
-}
+export { halfBits, bf16Bits };
