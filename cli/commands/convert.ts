@@ -2,19 +2,32 @@
 import type { Command } from 'commander';
 import { DitMoeError } from '../../ref/errors.js';
 import { ptToSafetensors, safetensorsToPt, type ConvertOptions } from '../../io/pt/convert.js';
-import type { StTensor } from '../../io/safetensors.js';
+import { parseSafetensors, serializeSafetensors, type StTensor } from '../../io/safetensors.js';
 import { readBytes, writeFileAtomic } from '../files.js';
 import { resolveModelConfig, defaultedNote, type ModelOptions } from '../loadModel.js';
 
 const PT = /\.(pt|pth|ckpt)$/i;
 const ST = /\.safetensors$/i;
 
-/** Converts the file `input` into `output`; the direction follows the extensions. */
-export function convertFile(input: string, output: string, opts: ConvertOptions = {}): void {
+/** Stores every floating-point tensor of a safetensors file as `dtype` (F32, F16 or BF16). */
+export function castSafetensors(bytes: Uint8Array, dtype: 'F32' | 'F16' | 'BF16', where: string): Uint8Array {
+  const st = parseSafetensors(bytes, where);
+  const entries = [...st.tensors.entries()].map(([name, t]): [string, StTensor] => [name, t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16' || t.dtype === 'F64' ? { ...t, dtype, data: Float32Array.from(t.data as ArrayLike<number>) } : t]);
+  return serializeSafetensors(entries, st.metadata);
+}
+
+/**
+ * Converts the file `input` into `output`; the direction follows the extensions. With `dtype`,
+ * a safetensors output stores its floating-point tensors in that type (safetensors → safetensors
+ * is then allowed: a cast).
+ */
+export function convertFile(input: string, output: string, opts: ConvertOptions & { dtype?: 'F32' | 'F16' | 'BF16' } = {}): void {
   let out: Uint8Array;
   if (PT.test(input) && ST.test(output)) out = ptToSafetensors(readBytes(input), input, opts);
   else if (ST.test(input) && PT.test(output)) out = safetensorsToPt(readBytes(input), input, opts);
-  else throw new DitMoeError(`cannot tell the direction from the extensions: convert .pt/.pth/.ckpt → .safetensors or .safetensors → .pt/.pth`, `convert ${input} ${output}`);
+  else if (ST.test(input) && ST.test(output) && opts.dtype) out = readBytes(input);
+  else throw new DitMoeError(`cannot tell the direction from the extensions: convert .pt/.pth/.ckpt → .safetensors, .safetensors → .pt/.pth, or .safetensors → .safetensors with --dtype`, `convert ${input} ${output}`);
+  if (opts.dtype && ST.test(output)) out = castSafetensors(out, opts.dtype, input);
   writeFileAtomic(output, out);
 }
 
@@ -51,10 +64,13 @@ export function register(program: Command): void {
     .option('--nest <key>', 'for .pt output: nest the state dict under this key (e.g. ema) and keep the config next to it')
     .option('--preset <name>', 'state the configuration (checked against the tensors) instead of inferring it')
     .option('--config <json|file>', 'configuration fields (any subset): what inference cannot tell (e.g. num_heads) or overrides')
-    .action((input: string, output: string, o: { weights?: string; nest?: string; preset?: string; config?: string }) => {
+    .option('--dtype <type>', 'for .safetensors output: store floating-point tensors as f32, f16 or bf16')
+    .action((input: string, output: string, o: { weights?: string; nest?: string; preset?: string; config?: string; dtype?: string }) => {
       if (o.weights !== undefined && o.weights !== 'model' && o.weights !== 'ema') throw new DitMoeError(`must be model or ema, not '${o.weights}'`, '--weights');
+      const dtype = o.dtype?.toUpperCase();
+      if (dtype !== undefined && dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') throw new DitMoeError(`must be f32, f16 or bf16, not '${o.dtype}'`, '--dtype');
       const replaceConfig = o.preset !== undefined || o.config !== undefined;
-      convertFile(input, output, { weights: o.weights as 'model' | 'ema' | undefined, nestUnder: o.nest, inferConfigJson: configHook(input, o), replaceConfig });
+      convertFile(input, output, { weights: o.weights as 'model' | 'ema' | undefined, nestUnder: o.nest, inferConfigJson: configHook(input, o), replaceConfig, dtype });
       process.stdout.write(`wrote ${output}\n`);
     });
 }
