@@ -147,10 +147,15 @@ export function defaultedNote(file: string, r: ResolvedConfig): string | undefin
 }
 
 export async function loadModelFile(file: string, kernels: Kernels, opts: ModelOptions = {}): Promise<DiTModel> {
+  return (await loadModelWithMetadata(file, kernels, opts)).model;
+}
+
+/** The model and the file's metadata (a training checkpoint's `objective`, `step`, ...), reading the file once. */
+export async function loadModelWithMetadata(file: string, kernels: Kernels, opts: ModelOptions = {}): Promise<{ model: DiTModel; metadata: Record<string, string> }> {
   const { tensors, metadata } = await readModelWeights(file, opts);
   const r = resolveModelConfig(file, tensors, metadata, opts);
   const note = defaultedNote(file, r);
   if (note) (opts.note ?? ((l: string) => process.stderr.write(l + '\n')))(note);
   const { params } = loadWeights(r.config, tensors, file);
-  return new DiTModel(r.config, params, kernels);
+  return { model: new DiTModel(r.config, params, kernels), metadata };
 }

@@ -192,3 +192,14 @@ describe('dit-moe convert --dtype', () => {
     fs.rmSync(out);
   });
 });
+
+describe('dit-moe sample on a freshly initialised preset', () => {
+  it('samples without a model file, and needs either --model or --preset', () => {
+    const out = path.join(dir, 'fresh.safetensors');
+    const r = run('sample', '--preset', 'S/8', '--count', '2', '--steps', '2', '--sampler', 'ddim', '--out', out);
+    expect(r.code, r.err).toBe(0);
+    expect(parseSafetensors(new Uint8Array(fs.readFileSync(out))).tensors.get('samples')!.shape).toEqual([2, 4, 32, 32]);
+    fs.rmSync(out);
+    expectBadInput(run('sample', '--count', '2', '--out', out), '--model', '--preset');
+  });
+});

@@ -5,15 +5,16 @@
 import type { Command } from 'commander';
 import { DitMoeError } from '../../ref/errors.js';
 import { positiveInt } from '../options.js';
-import { dims } from '../../ref/config.js';
-import type { DiTModel } from '../../ref/model.js';
+import { dims, presetConfig } from '../../ref/config.js';
 import { makeRng } from '../../ref/diffusion/rng.js';
 import { createDiffusion } from '../../ref/diffusion/respace.js';
 import { sampleDdim, sampleDdpm, sampleRectifiedFlow, type Guidance, type DiffusionModelFn } from '../../ref/diffusion/samplers.js';
 import { serializeSafetensors, f32, i64 } from '../../io/safetensors.js';
 import { writeFileAtomic } from '../files.js';
 import { kernelsFor } from '../backend.js';
-import { loadModelFile, type ModelOptions } from '../loadModel.js';
+import { loadModelWithMetadata, type ModelOptions } from '../loadModel.js';
+import { DiTModel } from '../../ref/model.js';
+import { initializeWeights } from '../../ref/init.js';
 import { gridPng, stripBatch, type ImageBatch } from '../images.js';
 import { progressBar } from '../progress.js';
 
@@ -64,9 +65,10 @@ export function register(program: Command): void {
   program
     .command('sample')
     .description('sample images from a model (DDPM, DDIM or rectified-flow Euler) with classifier-free guidance')
-    .requiredOption('--model <file>', 'model weights (.safetensors with __metadata__.config, or .pt)')
+    .option('--model <file>', 'model weights (.safetensors with __metadata__.config, or .pt); without it, --preset gives a freshly initialised model')
     .option('--config <json|file>', 'model configuration when the file has none')
-    .option('--preset <name>', 'model preset when the file has no configuration')
+    .option('--preset <name>', 'model preset when the file has no configuration, or, without --model, the preset to initialise')
+    .option('--init-seed <n>', 'seed of the fresh initialisation (without --model)', (v) => parseInt(v, 10), 0)
     .option('--weights <which>', 'for a training checkpoint: model or ema (default for .pt: ema if present)')
     .option('--class <c[,c...]>', 'class label(s), cycled over the samples (default 0, 1, 2, ...)')
     .option('--count <n>', 'number of samples', positiveInt('--count'), 16)
@@ -82,16 +84,18 @@ export function register(program: Command): void {
     .option('--cols <n>', 'columns of the PNG grid (default: about √count)', positiveInt('--cols'))
     .option('--backend <name>', 'ref | wasm | auto', 'auto')
     .option('--threads <n>', 'worker threads for the wasm backend', (v) => parseInt(v, 10))
-    .action(async (o: { model: string; class?: string; count: number; sampler?: string; steps: number; cfg: number; guidedChannels: string; eta: number; seed: number; out: string; trajectory?: string; scale?: number; cols?: number; backend: string; threads?: number } & ModelOptions) => {
+    .action(async (o: { model?: string; initSeed: number; class?: string; count: number; sampler?: string; steps: number; cfg: number; guidedChannels: string; eta: number; seed: number; out: string; trajectory?: string; scale?: number; cols?: number; backend: string; threads?: number } & ModelOptions) => {
       if (!Number.isFinite(o.cfg)) throw new DitMoeError(`guidance scale '${o.cfg}' is not a finite number`, '--cfg');
       if (!Number.isInteger(o.seed) || o.seed < 0) throw new DitMoeError('must be a non-negative integer', '--seed');
       const guidedChannels = o.guidedChannels === 'all' ? 'all' : Number(o.guidedChannels);
       if (guidedChannels !== 'all' && !(Number.isInteger(guidedChannels) && guidedChannels >= 0)) throw new DitMoeError(`'${o.guidedChannels}' is neither 'all' nor a channel count`, '--guided-channels');
       if (!/\.(png|safetensors)$/i.test(o.out)) throw new DitMoeError('must end in .png or .safetensors', '--out');
       const kernels = await kernelsFor(o.backend, o.threads);
-      const model = await loadModelFile(o.model, kernels, o);
-      const { readModelTensors } = await import('../loadModel.js');
-      const meta = (await readModelTensors(o.model, o)).metadata;
+      let model: DiTModel;
+      let meta: Record<string, string> = {};
+      if (o.model) ({ model, metadata: meta } = await loadModelWithMetadata(o.model, kernels, o));
+      else if (o.preset) model = new DiTModel(presetConfig(o.preset), initializeWeights(presetConfig(o.preset), o.initSeed), kernels);
+      else throw new DitMoeError('name a model file (--model) or a preset to initialise (--preset)', 'sample');
       const sampler = (o.sampler ?? (meta.objective === 'flow' || !model.config.learn_sigma ? 'flow' : 'ddpm')) as SampleRequest['sampler'];
       if (!['ddpm', 'ddim', 'flow'].includes(sampler)) throw new DitMoeError(`unknown sampler '${sampler}' (ddpm, ddim, flow)`, '--sampler');
       const c = model.config;
