@@ -100,7 +100,7 @@ export async function readModelWeights(file: string, opts: ModelOptions = {}): P
 const CHECKPOINT_PREFIX = /^(ema|adam_m|adam_v)\./;
 
 /** A safetensors training checkpoint of ours holds plain names (model), ema.*, adam_m.*, adam_v.*: one set of weights. */
-function pickWeights(all: Map<string, StTensor>, weights: 'model' | 'ema', file: string): Map<string, StTensor> {
+export function pickWeights(all: Map<string, StTensor>, weights: 'model' | 'ema', file: string): Map<string, StTensor> {
   if (![...all.keys()].some((k) => CHECKPOINT_PREFIX.test(k))) {
     if (weights === 'ema') throw new DitMoeError('has no EMA weights (ema.*); use --weights model', file);
     return all; // a plain state dict

@@ -4,15 +4,21 @@ import { DitMoeError } from '../../ref/errors.js';
 import { ptToSafetensors, safetensorsToPt, type ConvertOptions } from '../../io/pt/convert.js';
 import { parseSafetensors, serializeSafetensors, type StTensor } from '../../io/safetensors.js';
 import { readBytes, writeFileAtomic } from '../files.js';
-import { resolveModelConfig, defaultedNote, type ModelOptions } from '../loadModel.js';
+import { resolveModelConfig, defaultedNote, pickWeights, type ModelOptions } from '../loadModel.js';
 
 const PT = /\.(pt|pth|ckpt)$/i;
 const ST = /\.safetensors$/i;
 
-/** Stores every floating-point tensor of a safetensors file as `dtype` (F32, F16 or BF16). */
-export function castSafetensors(bytes: Uint8Array, dtype: 'F32' | 'F16' | 'BF16', where: string): Uint8Array {
+/**
+ * Stores every floating-point tensor of a safetensors file as `dtype` (F32, F16 or BF16). A
+ * training checkpoint of ours (`ema.*`, `adam_*` beside the weights) becomes a model file of
+ * one set of weights: `weights`, by default the EMA when there is one.
+ */
+export function castSafetensors(bytes: Uint8Array, dtype: 'F32' | 'F16' | 'BF16', where: string, weights?: 'model' | 'ema'): Uint8Array {
   const st = parseSafetensors(bytes, where);
-  const entries = [...st.tensors.entries()].map(([name, t]): [string, StTensor] => [name, t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16' || t.dtype === 'F64' ? { ...t, dtype, data: Float32Array.from(t.data as ArrayLike<number>) } : t]);
+  const hasEma = [...st.tensors.keys()].some((k) => k.startsWith('ema.'));
+  const tensors = pickWeights(st.tensors, weights ?? (hasEma ? 'ema' : 'model'), where);
+  const entries = [...tensors.entries()].map(([name, t]): [string, StTensor] => [name, t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16' || t.dtype === 'F64' ? { ...t, dtype, data: Float32Array.from(t.data as ArrayLike<number>) } : t]);
   return serializeSafetensors(entries, st.metadata);
 }
 
@@ -27,7 +33,7 @@ export function convertFile(input: string, output: string, opts: ConvertOptions 
   else if (ST.test(input) && PT.test(output)) out = safetensorsToPt(readBytes(input), input, opts);
   else if (ST.test(input) && ST.test(output) && opts.dtype) out = readBytes(input);
   else throw new DitMoeError(`cannot tell the direction from the extensions: convert .pt/.pth/.ckpt → .safetensors, .safetensors → .pt/.pth, or .safetensors → .safetensors with --dtype`, `convert ${input} ${output}`);
-  if (opts.dtype && ST.test(output)) out = castSafetensors(out, opts.dtype, input);
+  if (opts.dtype && ST.test(output)) out = castSafetensors(out, opts.dtype, input, opts.weights);
   writeFileAtomic(output, out);
 }
 
