@@ -78,7 +78,10 @@ export function moeForward(kern: Kernels, out: Float32Array, x: Float32Array, w:
     const slots = slotsByExpert[e];
     const n = slots.length;
     const xIn = new Float32Array(n * D);
-    for (let r = 0; r < n; r++) xIn.set(x.subarray(((slots[r] / k) | 0) * D, (((slots[r] / k) | 0) + 1) * D), r * D); // gather
+    for (let r = 0; r < n; r++) {
+      const m = (slots[r] / k) | 0; // slot m·k + j belongs to token m
+      xIn.set(x.subarray(m * D, (m + 1) * D), r * D); // gather
+    }
     const gate = new Float32Array(n * F);
     const up = new Float32Array(n * F);
     const eo = new Float32Array(n * D);

@@ -34,10 +34,8 @@ export function register(program: Command): void {
     .action(async (casePath: string, o: { model?: string; out: string; backend: string; threads?: number } & ModelOptions) => {
       const kase = readSafetensorsFile(casePath);
       const kernels = await kernelsFor(o.backend, o.threads);
-      let model: DiTModel | undefined;
-      let loading: Promise<DiTModel> | undefined;
-      if (o.model) loading = loadModelFile(o.model, kernels, { ...o, fallback: caseConfig(kase.metadata) }); // the case's config fills what a config-less model file leaves open
-      if (loading) model = await loading;
+      // the case's config fills what a config-less model file (a .pt) leaves open
+      const model: DiTModel | undefined = o.model ? await loadModelFile(o.model, kernels, { ...o, fallback: caseConfig(kase.metadata) }) : undefined;
       const outs = runCase(kase, {
         kernels,
         where: casePath,
