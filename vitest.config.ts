@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: ['spec/**/*.test.ts'],
     globalSetup: ['spec/setup/buildCli.ts'],
+    reporters: ['default', './spec/setup/summaryReporter.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     // Two cores: run test files on two workers at most.
