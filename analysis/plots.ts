@@ -9,6 +9,7 @@
  *                 next to its patch grid coloured by the chosen experts, one grid per layer
  * Every function returns a Raster; `.png()` gives the file bytes.
  */
+import { imageColors } from './pixels.js';
 import { Raster, BLACK, GREY, LIGHT, WHITE } from './raster.js';
 import { viridis, expertColor, type RGB } from './colormap.js';
 import { textWidth, LINE_H } from './font.js';
@@ -153,38 +154,13 @@ export interface ImageRef {
   W: number;
 }
 
-/** RGB of one image [C, H, W]: 1 or 3 channels are pixels in [−1, 1]; other counts (latents) show their first 3 (or 1) channels stretched to the image's range. */
-function imageColors(data: Float32Array, ref: ImageRef): (y: number, x: number) => RGB {
-  const { C, H, W } = ref;
-  let lo = -1;
-  let hi = 1;
-  if (C !== 1 && C !== 3) {
-    lo = Infinity;
-    hi = -Infinity;
-    for (const v of data) {
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    }
-    if (!(hi > lo)) hi = lo + 1;
-  }
-  const to8 = (v: number) => Math.max(0, Math.min(255, Math.round(((v - lo) / (hi - lo)) * 255)));
-  const at = (c: number, y: number, x: number) => data[(c * H + y) * W + x];
-  return (y, x) => {
-    if (C < 3) {
-      const g = to8(at(0, y, x));
-      return [g, g, g];
-    }
-    return [to8(at(0, y, x)), to8(at(1, y, x)), to8(at(2, y, x))];
-  };
-}
-
 function drawImage(r: Raster, x0: number, y0: number, size: number, data: Float32Array | null, ref: ImageRef): void {
   if (!data) {
     r.fillRect(x0, y0, size, size, LIGHT);
     return;
   }
-  const color = imageColors(data, ref);
-  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) r.set(x0 + x, y0 + y, color(Math.floor((y * ref.H) / size), Math.floor((x * ref.W) / size)));
+  const color = imageColors(data, ref.C, ref.H, ref.W);
+  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) r.set(x0 + x, y0 + y, color(0, Math.floor((y * ref.H) / size), Math.floor((x * ref.W) / size)));
   r.strokeRect(x0 - 1, y0 - 1, size + 2, size + 2, GREY);
 }
 

@@ -1,10 +1,9 @@
 /**
  * Pictures of tensors (PNG via pngjs): a grid of samples, a strip of a denoising trajectory.
- * Pixel-space models (1 or 3 channels, data in [-1, 1]) map -1..1 to 0..255. Latents (other
- * channel counts) are previewed: their first three channels as RGB (one channel: grey),
- * stretched to the range of the whole grid — a picture of the tensor, not a decoded image.
+ * Colours as analysis/pixels.ts: pixels in [-1, 1], latents previewed by their first channels.
  */
 import { PNG } from 'pngjs';
+import { imageColors } from '../analysis/pixels.js';
 
 export interface ImageBatch {
   data: Float32Array; // [N, C, H, W]
@@ -23,7 +22,7 @@ export function gridPng(b: ImageBatch, cols = Math.ceil(Math.sqrt(b.N)), scale =
   const height = rows * ch + (rows + 1) * gap;
   const png = new PNG({ width, height });
   png.data.fill(255);
-  const pixel = channelMapper(b);
+  const pixel = imageColors(b.data, b.C, b.H, b.W);
   for (let n = 0; n < b.N; n++) {
     const ox = gap + (n % cols) * (cw + gap);
     const oy = gap + Math.floor(n / cols) * (ch + gap);
@@ -38,31 +37,6 @@ export function gridPng(b: ImageBatch, cols = Math.ceil(Math.sqrt(b.N)), scale =
       }
   }
   return new Uint8Array(PNG.sync.write(png));
-}
-
-function channelMapper(b: ImageBatch): (n: number, y: number, x: number) => [number, number, number] {
-  const { C, H, W, data } = b;
-  const pixelSpace = C === 1 || C === 3;
-  let lo = -1;
-  let hi = 1;
-  if (!pixelSpace) {
-    lo = Infinity;
-    hi = -Infinity;
-    for (const v of data) {
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    }
-    if (!(hi > lo)) hi = lo + 1;
-  }
-  const to8 = (v: number) => Math.max(0, Math.min(255, Math.round(((v - lo) / (hi - lo)) * 255)));
-  return (n, y, x) => {
-    const at = (c: number) => data[((n * C + c) * H + y) * W + x];
-    if (C === 1 || C === 2) {
-      const g = to8(at(0));
-      return [g, g, g];
-    }
-    return [to8(at(0)), to8(at(1)), to8(at(2))];
-  };
 }
 
 /** Concatenates batches of the same image size side by side: column j of the result is batch j. */

@@ -8,63 +8,49 @@
  */
 import type { Kernels } from './kernels.js';
 
-export function patchify(out: Float32Array, x: Float32Array, N: number, C: number, H: number, W: number, p: number): void {
+/** The feature order of a token: (c, i, j) for the patch embedding's input, (i, j, c) for the model's output. */
+export type PatchOrder = 'cij' | 'ijc';
+
+/**
+ * The permutation between images [N, C, H, W] and tokens [N, T, C·p·p]: map[k] is the pixel
+ * index of token element k (token t = r·(W/p) + q of image n; feature (c, i, j) or (i, j, c)).
+ * patchify, unpatchify and unpatchify's backward are this one map, read in either direction.
+ */
+export function patchPermutation(N: number, C: number, H: number, W: number, p: number, order: PatchOrder): Int32Array {
   const gh = H / p;
   const gw = W / p;
   const F = C * p * p;
+  const map = new Int32Array(N * C * H * W);
   for (let n = 0; n < N; n++)
     for (let r = 0; r < gh; r++)
       for (let q = 0; q < gw; q++) {
         const o = (n * gh * gw + r * gw + q) * F;
         for (let c = 0; c < C; c++)
           for (let i = 0; i < p; i++)
-            for (let j = 0; j < p; j++) out[o + (c * p + i) * p + j] = x[((n * C + c) * H + r * p + i) * W + q * p + j];
+            for (let j = 0; j < p; j++) {
+              const f = order === 'cij' ? (c * p + i) * p + j : (i * p + j) * C + c;
+              map[o + f] = ((n * C + c) * H + r * p + i) * W + q * p + j;
+            }
       }
+  return map;
 }
 
-/** The inverse of patchify: tokens [N, T, C·p·p] (c, i, j order) → images [N, C, H, W]. */
-export function unpatchifyCij(out: Float32Array, x: Float32Array, N: number, C: number, H: number, W: number, p: number): void {
-  const gh = H / p;
-  const gw = W / p;
-  const F = C * p * p;
-  for (let n = 0; n < N; n++)
-    for (let r = 0; r < gh; r++)
-      for (let q = 0; q < gw; q++) {
-        const o = (n * gh * gw + r * gw + q) * F;
-        for (let c = 0; c < C; c++)
-          for (let i = 0; i < p; i++)
-            for (let j = 0; j < p; j++) out[((n * C + c) * H + r * p + i) * W + q * p + j] = x[o + (c * p + i) * p + j];
-      }
+/** Images x [N, C, H, W] → tokens [N, T, C·p·p] (default: (c, i, j), the Conv2d weight's order). */
+export function patchify(out: Float32Array, x: Float32Array, N: number, C: number, H: number, W: number, p: number, order: PatchOrder = 'cij'): void {
+  const map = patchPermutation(N, C, H, W, p, order);
+  for (let k = 0; k < map.length; k++) out[k] = x[map[k]];
 }
 
-/** The model's output layout: tokens [N, T, p·p·C] in (i, j, c) order → images [N, C, H, W]. */
-export function unpatchify(out: Float32Array, x: Float32Array, N: number, C: number, H: number, W: number, p: number): void {
-  const gh = H / p;
-  const gw = W / p;
-  const F = p * p * C;
-  for (let n = 0; n < N; n++)
-    for (let r = 0; r < gh; r++)
-      for (let q = 0; q < gw; q++) {
-        const o = (n * gh * gw + r * gw + q) * F;
-        for (let i = 0; i < p; i++)
-          for (let j = 0; j < p; j++)
-            for (let c = 0; c < C; c++) out[((n * C + c) * H + r * p + i) * W + q * p + j] = x[o + (i * p + j) * C + c];
-      }
+/** Tokens [N, T, p·p·C] → images [N, C, H, W] (default: (i, j, c), the model's output order). */
+export function unpatchify(out: Float32Array, x: Float32Array, N: number, C: number, H: number, W: number, p: number, order: PatchOrder = 'ijc'): void {
+  const map = patchPermutation(N, C, H, W, p, order);
+  for (let k = 0; k < map.length; k++) out[map[k]] = x[k];
 }
 
-/** Backward of unpatchify: a pure permutation, so dx[token] = dimages[pixel] (accumulates). */
-export function unpatchifyBackward(dx: Float32Array, dout: Float32Array, N: number, C: number, H: number, W: number, p: number): void {
-  const gh = H / p;
-  const gw = W / p;
-  const F = p * p * C;
-  for (let n = 0; n < N; n++)
-    for (let r = 0; r < gh; r++)
-      for (let q = 0; q < gw; q++) {
-        const o = (n * gh * gw + r * gw + q) * F;
-        for (let i = 0; i < p; i++)
-          for (let j = 0; j < p; j++)
-            for (let c = 0; c < C; c++) dx[o + (i * p + j) * C + c] += dout[((n * C + c) * H + r * p + i) * W + q * p + j];
-      }
+/** Backward of unpatchify: a pure permutation, so dx[token] += dimages[pixel]. */
+export function unpatchifyBackward(dx: Float32Array, dout: Float32Array, N: number, C: number, H: number, W: number, p: number, order: PatchOrder = 'ijc'): void {
+  const map = patchPermutation(N, C, H, W, p, order);
+  for (let k = 0; k < map.length; k++) dx[k] += dout[map[k]];
 }
 
 /** Patch embedding: x [N, C, H, W] → tokens [N, T, D]; returns the patches [N·T, C·p·p] for backward. */

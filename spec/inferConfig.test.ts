@@ -22,6 +22,7 @@ import { refKernels } from '../ref/kernels.js';
 import { parseSafetensors, serializeSafetensors, asFloat32, asNumbers, floatToHalf, halfToFloat, type StTensor } from '../io/safetensors.js';
 import { loadModelFile } from '../cli/loadModel.js';
 import { golden, gt, diff, expectClose, GOLDEN_DIR } from './golden.js';
+import { expectOurError } from './errors.js';
 
 const G = (f: string) => path.join(GOLDEN_DIR, f);
 const readSt = (f: string) => parseSafetensors(new Uint8Array(fs.readFileSync(G(f))), f);
@@ -32,19 +33,6 @@ const goldenConfig = (st: { metadata: Record<string, string> }) => validateConfi
 /** The names and shapes of a configuration's state dict, without weights. */
 const shapesOf = (c: DiTConfig): ShapeMap => new Map(paramSpecs(c).map((s) => [s.name, { shape: s.shape }]));
 
-function expectOurError(f: () => unknown, ...fragments: string[]): string {
-  let err: unknown;
-  try {
-    f();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected an error').toBeInstanceOf(DitMoeError);
-  const msg = (err as Error).message;
-  expect(msg.split('\n')).toHaveLength(1);
-  for (const s of fragments) expect(msg).toContain(s);
-  return msg;
-}
 
 describe('inference recovers the golden configurations', () => {
   it('flash layout: everything from the shapes (heads from q_norm), the open fields at the official defaults the golden model uses', () => {
@@ -171,7 +159,7 @@ describe('what inference refuses, naming the tensor', () => {
 
 describe('a stated preset or config that disagrees with the file is reported tensor by tensor', () => {
   it('names the fields that differ and the tensors at fault', () => {
-    const msg = expectOurError(() => checkConfigFits(presetConfig('S/2'), TINY.tensors, 'tiny.model.pt', '--preset S/2'), 'tiny.model.pt: does not fit --preset S/2', 'hidden_size: 384 stated, 64 in the file', 'depth: 12 stated, 2 in the file', 'missing (blocks.0.moe.experts.4.gate_proj.weight', 'x_embedder.proj.weight: expected [384, 4, 2, 2], got [64, 4, 2, 2]');
+    const msg = expectOurError(() => checkConfigFits(presetConfig('S/2'), TINY.tensors, 'tiny.model.pt', '--preset S/2'), 'tiny.model.pt: does not fit --preset S/2', 'hidden_size: 384 stated, 64 in the file', 'depth: 12 stated, 2 in the file', 'missing (blocks.0.moe.experts.4.gate_proj.weight', 'x_embedder.proj.weight: expected [384, 4, 2, 2], got [64, 4, 2, 2]').message;
     expect(msg).toContain('wrong-shaped');
     expectOurError(() => checkConfigFits({ ...goldenConfig(TINY), use_flash_attn: true }, TINY.tensors, 'tiny', 'the config'), 'use_flash_attn: true stated, false in the file', 'missing (blocks.0.attn.Wqkv.weight', 'unexpected (blocks.0.attn.qkv.weight');
     expectOurError(() => checkConfigFits({ ...goldenConfig(TINY), n_shared_experts: 0 }, TINY.tensors, 'tiny', 'the config'), '6 unexpected (blocks.0.moe.shared_experts.gate_proj.weight');

@@ -8,7 +8,8 @@ import { backends } from './backends.js';
 import { routerForward, topK } from '../ref/router.js';
 import { balanceLossForward } from '../ref/balanceLoss.js';
 import { softmaxForward } from '../ref/softmax.js';
-import { patchify, unpatchifyCij } from '../ref/patchEmbed.js';
+import { patchify, unpatchify, patchEmbedForward } from '../ref/patchEmbed.js';
+import { refKernels } from '../ref/kernels.js';
 import { blockForward, blockWeights } from '../ref/block.js';
 import { ParamStore, paramSpecs } from '../ref/params.js';
 import { validateConfig } from '../ref/config.js';
@@ -177,16 +178,40 @@ describe('balance loss', () => {
 });
 
 describe('patches and files', () => {
-  it('unpatchify(patchify(x)) is the identity', () => {
+  it('unpatchify(patchify(x)) is the identity, in both feature orders', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 0, max: 1e6 }), (N, C, p, g, s) => {
+      fc.property(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.constantFrom('cij' as const, 'ijc' as const), fc.integer({ min: 0, max: 1e6 }), (N, C, p, g, order, s) => {
         const H = p * g;
         const x = rand(N * C * H * H, s);
         const tokens = new Float32Array(x.length);
-        patchify(tokens, x, N, C, H, H, p);
+        patchify(tokens, x, N, C, H, H, p, order);
         const back = new Float32Array(x.length);
-        unpatchifyCij(back, tokens, N, C, H, H, p);
+        unpatchify(back, tokens, N, C, H, H, p, order);
         expect(Array.from(back)).toEqual(Array.from(x));
+      }),
+      runs,
+    );
+  });
+
+  it('the patch embedding equals a stride-p Conv2d written out directly', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 1e6 }), (N, C, p, g, D, s) => {
+        const H = p * g;
+        const x = rand(N * C * H * H, s);
+        const w = rand(D * C * p * p, s + 1); // [D, C, p, p] as nn.Conv2d stores it
+        const b = rand(D, s + 2);
+        const out = new Float32Array(N * g * g * D);
+        patchEmbedForward(refKernels, out, x, w, b, N, C, H, H, p, D);
+        for (let n = 0; n < N; n++)
+          for (let r = 0; r < g; r++)
+            for (let q = 0; q < g; q++)
+              for (let d = 0; d < D; d++) {
+                let acc = b[d];
+                for (let c = 0; c < C; c++)
+                  for (let i = 0; i < p; i++)
+                    for (let j = 0; j < p; j++) acc += w[((d * C + c) * p + i) * p + j] * x[((n * C + c) * H + r * p + i) * H + q * p + j];
+                expect(Math.abs(out[((n * g + r) * g + q) * D + d] - acc)).toBeLessThan(1e-5);
+              }
       }),
       runs,
     );

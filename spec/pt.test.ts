@@ -20,24 +20,13 @@ import { readPtCheckpoint, writePtCheckpoint, halfBits, bf16Bits } from '../io/p
 import { convertFile } from '../cli/commands/convert.js';
 import { GOLDEN_DIR } from './golden.js';
 import { TRAIN_PKL, PARAM_PKL, VALS_PKL, POSIX_SYSTEM_PKL, POSIX_SYSTEM4_PKL, EVAL_PKL } from './ptFixtures.js';
+import { expectOurError } from './errors.js';
 
 const read = (name: string) => new Uint8Array(fs.readFileSync(path.join(GOLDEN_DIR, name)));
 const PT = read('tiny.model.pt');
 const PT16 = read('tiny.model_fp16_nested.pt');
 const ST = parseSafetensors(read('tiny.model.safetensors'), 'tiny.model.safetensors');
 
-/** Runs `f`, expects a DitMoeError whose message matches `re`. */
-function expectOurError(f: () => unknown, re: RegExp): DitMoeError {
-  let err: unknown;
-  try {
-    f();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected an error').toBeInstanceOf(DitMoeError);
-  expect((err as Error).message).toMatch(re);
-  return err as DitMoeError;
-}
 
 /** Float32 data as bit patterns, so equality is bitwise (and NaN-safe). */
 const bits = (t: StTensor) => new Uint32Array((t.data as Float32Array).slice().buffer);

@@ -18,7 +18,7 @@
 import { DitMoeError } from '../errors.js';
 import type { DiffusionSchedule } from './schedule.js';
 import type { Rng } from './rng.js';
-import { ddimStep, ddpmStep, type VarType } from './gaussian.js';
+import { ddimStep, ddpmStep, type VarType, type StepResult } from './gaussian.js';
 import { rfEulerStep, rfPredX0 } from './rectifiedFlow.js';
 
 const f = Math.fround;
@@ -161,20 +161,33 @@ function modelTimesteps(sched: DiffusionSchedule, s: number, N: number): Float32
  *   z [N, C, H, W]  →  x_0 [N, C, H, W]
  */
 export function sampleDdpm(o: DiffusionSampleOptions & { noise: StepNoise }): Float32Array {
+  const rng = isRng(o.noise);
+  return diffusionLoop(o, (sched, x, out, tIdx, s, i, opts, { N, C, HW, D, outC }) => {
+    // the official p_sample draws noise at every step, also at t = 0 where it is masked out:
+    // an RNG is advanced likewise; explicit noise for the last step may be left out
+    const noise = s !== 0 || rng ? noiseAt(o.noise, i, N * D) : new Float32Array(0);
+    return ddpmStep(sched, x, out, tIdx, noise, N, C, HW, outC, opts);
+  });
+}
+
+/**
+ * The loop shared by DDPM and DDIM: from x_T = z through the (respaced) schedule, step i at
+ * schedule index s = T−1−i, the model fed the original timestep (with guidance when asked),
+ * then `step` makes x_{t−1}.
+ */
+function diffusionLoop(
+  o: DiffusionSampleOptions,
+  step: (sched: DiffusionSchedule, x: Float32Array, out: Float32Array, tIdx: Int32Array, s: number, i: number, opts: { varType: VarType; clipDenoised: boolean }, d: { N: number; C: number; HW: number; D: number; outC: number }) => StepResult,
+): Float32Array {
   const { N, C, H, W, HW, D } = dims(o);
   const sched = o.schedule;
-  const opts = { varType: o.varType ?? 'learned_range', clipDenoised: o.clipDenoised ?? false } as const;
+  const opts = { varType: o.varType ?? 'learned_range', clipDenoised: o.clipDenoised ?? false };
   const steps = sched.numTimesteps;
   let x: Float32Array = Float32Array.from(o.z);
   for (let i = 0; i < steps; i++) {
     const s = steps - 1 - i;
     const out = forwardWithCfg(o.model, x, [N, C, H, W], modelTimesteps(sched, s, N), o.y, o.guidance);
-    const outC = out.length / (N * HW);
-    const tIdx = new Int32Array(N).fill(s);
-    // the official p_sample draws noise at every step, also at t = 0 where it is masked out:
-    // an RNG is advanced likewise; explicit noise for the last step may be left out
-    const noise = s !== 0 || isRng(o.noise) ? noiseAt(o.noise, i, N * D) : new Float32Array(0);
-    const r = ddpmStep(sched, x, out, tIdx, noise, N, C, HW, outC, opts);
+    const r = step(sched, x, out, new Int32Array(N).fill(s), s, i, opts, { N, C, HW, D, outC: out.length / (N * HW) });
     x = r.sample;
     o.onStep?.(i, steps, x, r.predXStart);
   }
@@ -187,25 +200,14 @@ export function sampleDdpm(o: DiffusionSampleOptions & { noise: StepNoise }): Fl
  *   z [N, C, H, W]  →  x_0 [N, C, H, W]
  */
 export function sampleDdim(o: DiffusionSampleOptions & { eta?: number; noise?: StepNoise }): Float32Array {
-  const { N, C, H, W, HW, D } = dims(o);
-  const sched = o.schedule;
+  dims(o);
   const eta = o.eta ?? 0;
   if (!Number.isFinite(eta) || eta < 0) throw new DitMoeError(`eta must be a finite number ≥ 0, got ${eta}`, '--eta');
   if (eta !== 0 && !o.noise) throw new DitMoeError(`DDIM with eta ${eta} needs step noise or an RNG`, 'ddim');
-  const opts = { varType: o.varType ?? 'learned_range', clipDenoised: o.clipDenoised ?? false } as const;
-  const steps = sched.numTimesteps;
-  let x: Float32Array = Float32Array.from(o.z);
-  for (let i = 0; i < steps; i++) {
-    const s = steps - 1 - i;
-    const out = forwardWithCfg(o.model, x, [N, C, H, W], modelTimesteps(sched, s, N), o.y, o.guidance);
-    const outC = out.length / (N * HW);
-    const tIdx = new Int32Array(N).fill(s);
+  return diffusionLoop(o, (sched, x, out, tIdx, s, i, opts, { N, C, HW, D, outC }) => {
     const noise = eta !== 0 && s !== 0 ? noiseAt(o.noise!, i, N * D) : null;
-    const r = ddimStep(sched, x, out, tIdx, noise, eta, N, C, HW, outC, opts);
-    x = r.sample;
-    o.onStep?.(i, steps, x, r.predXStart);
-  }
-  return x;
+    return ddimStep(sched, x, out, tIdx, noise, eta, N, C, HW, outC, opts);
+  });
 }
 
 /**
