@@ -2,15 +2,21 @@
  * End to end: the eval forward of DiT-MoE-S/2-8E2A at 256×256 (a 32×32×4 latent), batch 2
  * (one guidance pair), per backend, as benchmark.js measures it. Effective GFLOP/s counts
  * 2 × (linear MACs + attention MACs) per image (ref/accounting.ts).
- * Run: node dist/bench/forward.bench.js [--backends ref,wasm] [--preset S/2] [--experts 8]
+ * Then the profile of one wasm forward on one thread (time per kernel of the module, the
+ * rest is JavaScript between the kernels), and the MoE layer alone with its dispatch share.
+ * Run: node dist/bench/run.js forward
  */
 import Benchmark from 'benchmark';
-import { presetConfig } from '../ref/config.js';
+import { presetConfig, type DiTConfig } from '../ref/config.js';
 import { initializeWeights } from '../ref/init.js';
 import { DiTModel } from '../ref/model.js';
 import { accounting } from '../ref/accounting.js';
 import type { Kernels } from '../ref/kernels.js';
 import { makeRng } from '../ref/diffusion/rng.js';
+import type { ParamStore } from '../ref/params.js';
+import { moeForward, type MoeDims, type MoeWeights } from '../ref/moe.js';
+import { dispatchByExpert } from '../ref/moeExperts.js';
+import type { KernelProfile, WasmKernels } from '../wasm/backend.js';
 
 export interface ForwardBenchRow {
   backend: string;
@@ -19,7 +25,17 @@ export interface ForwardBenchRow {
   samples: number;
 }
 
-export async function benchForward(backends: [string, Kernels][], preset = 'S/2', experts = 8, batch = 2, log: (s: string) => void = console.log): Promise<ForwardBenchRow[]> {
+interface ForwardCase {
+  c: DiTConfig;
+  params: ParamStore;
+  x: Float32Array;
+  shape: number[];
+  t: Float32Array;
+  y: Int32Array;
+  flop: number;
+}
+
+function forwardCase(preset: string, experts: number, batch: number): ForwardCase {
   const c = presetConfig(preset, { num_experts: experts });
   const params = initializeWeights(c, 0);
   // official init zeroes adaLN and the final layer; give them values so no work is skipped
@@ -30,7 +46,18 @@ export async function benchForward(backends: [string, Kernels][], preset = 'S/2'
   const t = Float32Array.from({ length: batch }, (_, i) => 500 + i);
   const y = Int32Array.from({ length: batch }, (_, i) => (i === batch - 1 && batch > 1 ? c.num_classes : i));
   const a = accounting(c);
-  const flop = 2 * batch * (a.linearMacs + a.attentionMacs);
+  return { c, params, x, shape, t, y, flop: 2 * batch * (a.linearMacs + a.attentionMacs) };
+}
+
+function runAsync(bench: Benchmark): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    bench.on('complete', () => (bench.error ? reject(bench.error) : resolve()));
+    bench.run({ async: true });
+  });
+}
+
+export async function benchForward(backends: [string, Kernels][], preset = 'S/2', experts = 8, batch = 2, log: (s: string) => void = console.log): Promise<ForwardBenchRow[]> {
+  const { c, params, x, shape, t, y, flop } = forwardCase(preset, experts, batch);
   const rows: ForwardBenchRow[] = [];
   let reference: Float32Array | null = null;
   for (const [name, kernels] of backends) {
@@ -47,7 +74,7 @@ export async function benchForward(backends: [string, Kernels][], preset = 'S/2'
       if (!(err / scale < 1e-3)) throw new Error(`${name} forward differs from ${backends[0][0]} by ${err / scale} relative`);
     }
     const bench = new Benchmark(name, () => model.forward(x, shape, t, y), { minSamples: 2, maxTime: 20, initCount: 1 });
-    await new Promise<void>((resolve) => bench.on('complete', () => resolve()).run({ async: true }));
+    await runAsync(bench);
     const ms = bench.stats.mean * 1000;
     const row = { backend: name, ms, gflops: flop / (ms / 1000) / 1e9, samples: bench.stats.sample.length };
     log(`forward DiT-MoE-${preset}-${experts}E2A batch ${batch} [${name}]: ${ms.toFixed(0)} ms, ${row.gflops.toFixed(2)} GFLOP/s effective (${row.samples} samples)`);
@@ -56,11 +83,49 @@ export async function benchForward(backends: [string, Kernels][], preset = 'S/2'
   return rows;
 }
 
-export const title = 'End to end: DiT-MoE-S/2-8E2A eval forward at 256×256 (32×32×4 latent), batch 2, and its MoE layer alone';
+/** The kernels of the module in groups, for the profile table. */
+const GROUPS: [string, RegExp][] = [
+  ['MoE dispatch and combine (gather-pack, scatter-add)', /^(packARowsGather|scatterAddRows)$/],
+  ['GEMM (packed products)', /^gemmPacked/],
+  ['packing of operands (A per call; weights once)', /^pack/],
+  ['attention (scores, softmax, P·V per head)', /^(attention|softmax)/],
+  ['LayerNorm', /^layerNorm/],
+  ['SwiGLU gate, SiLU', /^(swiglu|silu|exp)/],
+];
 
-/** The MoE layer alone at the S/2-8E2A shapes (D 384, 8 experts top-2, 512 tokens), ms per call. */
-async function benchMoeLayer(name: string, kernels: Kernels, log: (s: string) => void): Promise<number> {
-  const { moeForward } = await import('../ref/moe.js');
+/** Milliseconds per group of kernels in a profile (first matching group), and the unmatched exports. */
+function grouped(profile: KernelProfile): { name: string; ms: number }[] {
+  const out = GROUPS.map(([name]) => ({ name, ms: 0 }));
+  const other = { name: 'other kernels (zero fills, bias rows, column sums)', ms: 0 };
+  for (const [fn, { ms }] of Object.entries(profile)) {
+    const i = GROUPS.findIndex(([, re]) => re.test(fn));
+    (i >= 0 ? out[i] : other).ms += ms;
+  }
+  return [...out, other];
+}
+
+/** One profiled forward on the wasm backend (one thread): where the time goes. */
+function profileForward(kernels: WasmKernels, log: (s: string) => void): string[] {
+  const { c, params, x, shape, t, y } = forwardCase('S/2', 8, 2);
+  const model = new DiTModel(c, params, kernels);
+  model.forward(x, shape, t, y); // warm-up (weights packed)
+  kernels.startProfile();
+  const t0 = performance.now();
+  model.forward(x, shape, t, y);
+  const total = performance.now() - t0;
+  const profile = kernels.stopProfile();
+  const groups = grouped(profile);
+  const inKernels = groups.reduce((s, g) => s + g.ms, 0);
+  const lines = ['| where | ms | share |', '|---|---:|---:|'];
+  for (const g of groups) if (g.ms > 0) lines.push(`| ${g.name} | ${g.ms.toFixed(1)} | ${((100 * g.ms) / total).toFixed(1)}% |`);
+  lines.push(`| JavaScript between the kernels (copies in and out, modulate, residuals, router, embeddings) | ${(total - inKernels).toFixed(1)} | ${((100 * (total - inKernels)) / total).toFixed(1)}% |`);
+  lines.push(`| the whole forward (one timed run) | ${total.toFixed(1)} | 100% |`);
+  log(`profile of one wasm forward (1 thread): ${total.toFixed(0)} ms, ${((100 * inKernels) / total).toFixed(1)}% inside the module`);
+  return lines;
+}
+
+/** The MoE layer alone at the S/2-8E2A shapes (D 384, 8 experts top-2, 2 × 256 tokens), eval. */
+function moeLayerCase(): { w: MoeWeights; dims: MoeDims; x: Float32Array; out: Float32Array; B: number; T: number } {
   const D = 384;
   const E = 8;
   const F = 4 * D;
@@ -74,14 +139,42 @@ async function benchMoeLayer(name: string, kernels: Kernels, log: (s: string) =>
   const dims = { D, E, k: 2, F, Fs: 2 * D, normTopk: false, alpha: 0.01, seqAux: false };
   const B = 2;
   const T = 256;
-  const x = r(B * T * D, 1);
-  const out = new Float32Array(B * T * D);
-  const bench = new Benchmark(`moe ${name}`, () => moeForward(kernels, out, x, w, dims, B, T), { minSamples: 3, maxTime: 5 });
-  await new Promise<void>((resolve) => bench.on('complete', () => resolve()).run({ async: true }));
+  return { w, dims, x: r(B * T * D, 1), out: new Float32Array(B * T * D), B, T };
+}
+
+async function benchMoeLayer(name: string, kernels: Kernels, log: (s: string) => void): Promise<number> {
+  const { w, dims, x, out, B, T } = moeLayerCase();
+  const bench = new Benchmark(`moe ${name}`, () => moeForward(kernels, out, x, w, dims, B, T, false), { minSamples: 3, maxTime: 5 });
+  await runAsync(bench);
   const ms = bench.stats.mean * 1000;
   log(`MoE layer alone [${name}]: ${ms.toFixed(1)} ms`);
   return ms;
 }
+
+/**
+ * The dispatch share of the MoE layer (one thread): the time of what a dense MLP would not
+ * do — the counting sort of the slots (JavaScript), the gather of each expert's rows into its
+ * packed operand (all of it, though a dense layer would pack its rows too) and the weighted
+ * scatter-add — over the whole layer's time, from 20 profiled calls.
+ */
+function dispatchShare(kernels: WasmKernels, log: (s: string) => void): { layerMs: number; dispatchMs: number } {
+  const { w, dims, x, out, B, T } = moeLayerCase();
+  const cache = moeForward(kernels, out, x, w, dims, B, T, false); // warm-up (weights packed)
+  const runs = 20;
+  kernels.startProfile();
+  const t0 = performance.now();
+  for (let i = 0; i < runs; i++) moeForward(kernels, out, x, w, dims, B, T, false);
+  const layerMs = (performance.now() - t0) / runs;
+  const p = kernels.stopProfile();
+  const t1 = performance.now();
+  for (let i = 0; i < runs; i++) dispatchByExpert(cache.router.topkIdx, dims.E);
+  const sortMs = (performance.now() - t1) / runs;
+  const dispatchMs = sortMs + ((p.packARowsGather?.ms ?? 0) + (p.scatterAddRows?.ms ?? 0)) / runs;
+  log(`MoE layer dispatch (1 thread): ${dispatchMs.toFixed(2)} of ${layerMs.toFixed(1)} ms (${((100 * dispatchMs) / layerMs).toFixed(1)}%)`);
+  return { layerMs, dispatchMs };
+}
+
+export const title = 'End to end: DiT-MoE-S/2-8E2A eval forward at 256×256 (32×32×4 latent), batch 2, and its MoE layer alone';
 
 export async function run(log: (line: string) => void): Promise<string> {
   const { refKernels } = await import('../ref/kernels.js');
@@ -97,11 +190,18 @@ export async function run(log: (line: string) => void): Promise<string> {
     const rows = await benchForward(backends, 'S/2', 8, 2, log);
     const moe: number[] = [];
     for (const [name, k] of backends.slice(1)) moe.push(await benchMoeLayer(name, k, log));
+    const share = dispatchShare(wasm1, log);
+    const profile = profileForward(wasm1, log);
     const lines = ['| backend | forward ms | effective GFLOP/s | × ref | MoE layer alone, ms |', '|---|---:|---:|---:|---:|'];
     rows.forEach((r, i) => lines.push(`| ${r.backend} | ${r.ms.toFixed(0)} | ${r.gflops.toFixed(2)} | ${(rows[0].ms / r.ms).toFixed(1)} | ${i === 0 ? '-' : moe[i - 1].toFixed(1)} |`));
     lines.push('', 'Effective GFLOP/s counts 2 × (15.43 GMAC of linear layers + 0.60 GMAC of attention) per image.');
+    lines.push(
+      '',
+      `MoE layer dispatch share (1 thread, eval): ${share.dispatchMs.toFixed(2)} ms of ${share.layerMs.toFixed(1)} ms = ${((100 * share.dispatchMs) / share.layerMs).toFixed(1)}% — the counting sort of the routing slots, the gather of each expert's rows into its packed operand and the weighted scatter-add (the rest is the router, the experts' products and the shared expert).`,
+    );
+    lines.push('', 'Profile of one wasm forward on one thread (every call into the module timed; the rest is JavaScript):', '', ...profile);
     return lines.join('\n');
   } finally {
-    (wasm2 as { dispose?: () => void }).dispose?.();
+    wasm2.dispose();
   }
 }

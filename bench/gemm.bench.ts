@@ -13,11 +13,24 @@
  *                      [N, K] with transposeB is ~10× slower), x uploaded and out read back
  *                      per call like ours. A devDependency of the bench only: without it
  *                      the column reads n/a.
+ *   onnxruntime-web    the second peer (bench/onnxPeer.ts): onnxruntime-web's wasm backend
+ *                      (MLAS kernels, SIMD) on 1 and on 2 threads, each in its own worker
+ *                      thread; a one-node ONNX model written by hand (bench/onnxModel.ts):
+ *                      Gemm with transB = 1, the weight [N, K] and the bias as initializers,
+ *                      x [M, K] the graph input. session.run is async, so it is timed with
+ *                      benchmark.js in deferred mode. Also a devDependency of the bench only.
  * Every variant is checked against ref (1e-5 relative to max(1, max|ref|)) before timing.
+ *
+ * Two calibrations in the same run, before and after the table: the micro-kernel with every
+ * operand in L1 (the ceiling of this GEMM), and the register peak of an f32x4 mul + add loop
+ * without memory traffic (the ceiling of any f32x4 kernel on this core at that moment); the
+ * GEMM rows are also given as a percentage of the latter.
  */
 import Benchmark from 'benchmark';
 import { refKernels, type Kernels } from '../ref/kernels.js';
 import { createWasmKernels } from '../wasm/node.js';
+import { webAssembly } from '../wasm/webassembly.js';
+import { onnxRuntimeWeb } from './onnxPeer.js';
 
 export const title = 'GEMM (linear layer, weight [N, K]), GFLOP/s';
 
@@ -47,7 +60,7 @@ function validate(name: string, got: Float32Array, want: Float32Array): void {
   if (!(err / scale <= 1e-5)) throw new Error(`${name}: differs from ref by ${(err / scale).toExponential(2)} relative`);
 }
 
-interface Rate {
+export interface Rate {
   /** GFLOP/s at the mean time per call */
   mean: number;
   /** GFLOP/s of the fastest sample (the machine is shared: the least disturbed one) */
@@ -66,11 +79,20 @@ function measure(name: string, fn: () => void, flops: number, maxTime: number): 
   });
 }
 
-interface Peer {
+/** A peer library's product for one shape. */
+export interface PeerCall {
+  /** One call: x in, out written (it is validated against ref before timing). */
+  run(): Promise<void>;
+  /** The call timed (the peer warms it up first): GFLOP/s for `flops` per call. */
+  measure(flops: number, maxTime: number): Promise<Rate>;
+  dispose(): Promise<void>;
+}
+
+export interface Peer {
   name: string;
-  /** Prepares a call for one shape: returns the function that computes out (validated) */
-  prepare(x: Float32Array, w: Float32Array, b: Float32Array, M: number, K: number, N: number, out: Float32Array): { call: () => void; dispose: () => void };
-  dispose(): void;
+  /** Prepares the call for one shape (the weight given once, as the peer likes it). */
+  prepare(x: Float32Array, w: Float32Array, b: Float32Array, M: number, K: number, N: number, out: Float32Array): Promise<PeerCall>;
+  dispose(): Promise<void>;
 }
 
 /** @tensorflow/tfjs-backend-wasm on one thread, or null when it is not installed. */
@@ -84,26 +106,31 @@ async function tfjsWasm(log: (line: string) => void): Promise<Peer | null> {
     log(`peer: @tensorflow/tfjs-backend-wasm ${backend.version_wasm}, SIMD ${String(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'))}, ${backend.getThreadsCount()} thread`);
     return {
       name: 'tfjs-wasm',
-      prepare(x, w, b, M, K, N, out) {
+      async prepare(x, w, b, M, K, N, out) {
         const wT = new Float32Array(K * N);
         for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) wT[k * N + n] = w[n * K + k];
         const tw = tf.tensor2d(wT, [K, N]);
         const tb = tf.tensor1d(b);
+        const call = () => {
+          const tx = tf.tensor2d(x, [M, K]);
+          const y = tf.fused.matMul({ a: tx, b: tw, bias: tb });
+          out.set(y.dataSync() as Float32Array);
+          tx.dispose();
+          y.dispose();
+        };
         return {
-          call: () => {
-            const tx = tf.tensor2d(x, [M, K]);
-            const y = tf.fused.matMul({ a: tx, b: tw, bias: tb });
-            out.set(y.dataSync() as Float32Array);
-            tx.dispose();
-            y.dispose();
+          run: async () => call(),
+          measure: async (flops, maxTime) => {
+            for (let i = 0; i < 5; i++) call();
+            return measure(`tfjs-wasm ${M}x${K}x${N}`, call, flops, maxTime);
           },
-          dispose: () => {
+          dispose: async () => {
             tw.dispose();
             tb.dispose();
           },
         };
       },
-      dispose: () => tf.disposeVariables(),
+      dispose: async () => tf.disposeVariables(),
     };
   } catch (e) {
     log(`peer @tensorflow/tfjs-backend-wasm unavailable (${(e as Error).message.split('\n')[0]})`);
@@ -111,16 +138,90 @@ async function tfjsWasm(log: (line: string) => void): Promise<Peer | null> {
   }
 }
 
+/** Independent chains of the register-peak loop (14 v128 locals with a and b: V8 keeps 15 XMM registers). */
+const PEAK_CHAINS = 12;
+
+/**
+ * The register peak of f32x4 mul + add on this core: a wasm module written here byte by byte,
+ *   (func (export "peak") (param $n i32) (param $s f32) (result f32)
+ *     a = b = splat(s); acc[0..11] = splat(s)
+ *     loop: acc[i] = f32x4.add(f32x4.mul(acc[i], a), b) for i < 12; br_if (n -= 1)
+ *     return the sum of lane 0 of every acc)
+ * Every mul and add is a distinct operation on a loop-carried value, so V8 can neither
+ * merge nor hoist any of them, and nothing touches memory. 12 chains, not 8: one chain's
+ * mul + add latency is ~6 cycles on this core, so 8 chains (16 operations in flight) stay
+ * latency-bound (~36 GFLOP/s here) and 12 (24 in flight) fill the two FMUL and two FADD
+ * pipes. 8 accumulators with the product off the chain (acc += x·y) measure the same ~55,
+ * but there the 8 products are one and the same, which V8 may compute once.
+ */
+async function registerPeak(): Promise<(runs: number) => number> {
+  const uleb = (v: number): number[] => {
+    const o: number[] = [];
+    do {
+      const byte = v & 0x7f;
+      v >>>= 7;
+      o.push(v ? byte | 0x80 : byte);
+    } while (v);
+    return o;
+  };
+  const get = (i: number) => [0x20, ...uleb(i)]; // local.get
+  const set = (i: number) => [0x21, ...uleb(i)]; // local.set
+  const SPLAT = [0xfd, 0x13]; // f32x4.splat
+  const ADD = [0xfd, 0xe4, 0x01]; // f32x4.add
+  const MUL = [0xfd, 0xe6, 0x01]; // f32x4.mul
+  const LANE0 = [0xfd, 0x1f, 0x00]; // f32x4.extract_lane 0
+  const [n, s, a, b] = [0, 1, 2, 3]; // params n (i32), s (f32); locals a, b, then the accumulators (v128)
+  const acc = Array.from({ length: PEAK_CHAINS }, (_, i) => 4 + i);
+  const body: number[] = [];
+  for (const r of [a, b, ...acc]) body.push(...get(s), ...SPLAT, ...set(r));
+  body.push(0x03, 0x40); // loop (no result)
+  for (const r of acc) body.push(...get(r), ...get(a), ...MUL, ...get(b), ...ADD, ...set(r));
+  body.push(...get(n), 0x41, 0x01, 0x6b, 0x22, ...uleb(n), 0x0d, 0x00, 0x0b); // n = n - 1 (i32.const 1, i32.sub, local.tee); br_if 0; end
+  body.push(...get(acc[0]), ...LANE0);
+  for (const r of acc.slice(1)) body.push(...get(r), ...LANE0, 0x92); // f32.add
+  body.push(0x0b); // end
+  const func = [0x01, ...uleb(2 + PEAK_CHAINS), 0x7b, ...body]; // one group of locals: 2 + 12 v128
+  const section = (id: number, content: number[]) => [id, ...uleb(content.length), ...content];
+  const bytes = new Uint8Array([
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00], // "\0asm", version 1
+    ...section(1, [0x01, 0x60, 0x02, 0x7f, 0x7d, 0x01, 0x7d]), // types: (i32, f32) -> f32
+    ...section(3, [0x01, 0x00]), // functions: one of type 0
+    ...section(7, [0x01, 0x04, ...new TextEncoder().encode('peak'), 0x00, 0x00]), // export "peak" = func 0
+    ...section(10, [0x01, ...uleb(func.length), ...func]), // code
+  ]);
+  const api = webAssembly();
+  if (!api) throw new Error('register peak: no WebAssembly in this runtime');
+  const instance = new api.Instance(await api.compile(bytes), {});
+  const peak = instance.exports.peak as (n: number, s: number) => number;
+  const iters = 250_000; // 24 M flop, ~0.45 ms at 55 GFLOP/s
+  const s0 = 0.999; // acc → acc·0.999 + 0.999 stays finite and normal
+  const warm = performance.now();
+  while (performance.now() - warm < 100) peak(1000, s0); // past the tier-up from Liftoff to TurboFan
+  return (runs) => {
+    let best = 0;
+    for (let t = 0; t < runs; t++) {
+      const t0 = performance.now();
+      const r = peak(iters, s0);
+      const dt = (performance.now() - t0) / 1e3;
+      if (!Number.isFinite(r)) throw new Error('register peak: non-finite result');
+      best = Math.max(best, (iters * PEAK_CHAINS * 2 * 4) / dt / 1e9);
+    }
+    return best;
+  };
+}
+
 export async function run(log: (line: string) => void): Promise<string> {
   const wasm = await createWasmKernels();
   const wasm2 = await createWasmKernels({ threads: 2 });
-  const peer = await tfjsWasm(log);
+  const tfjs = await tfjsWasm(log);
+  const ort1 = await onnxRuntimeWeb(1, log);
+  const ort2 = await onnxRuntimeWeb(2, log);
   const e = wasm.exports;
   const a = wasm.arena;
   const rows: string[] = [];
   // calibration in the same run: the micro-kernel on operands that stay in L1
   // (16×256 · 256×16), the ceiling of this GEMM on this machine at this moment
-  const peakRate = () => {
+  const l1Rate = () => {
     const [M, K, N] = [16, 256, 16];
     const ap = a.zeros(e.packedASize(M, K));
     const bp = a.zeros(e.packedBSize(N, K));
@@ -135,11 +236,13 @@ export async function run(log: (line: string) => void): Promise<string> {
     for (const p of [ap, bp, c, tile]) a.release(p);
     return best;
   };
-  const peakBefore = peakRate();
-  rows.push('GFLOP/s = 2·M·N·K / time; mean over benchmark.js samples, and (in brackets) the fastest sample.');
-  rows.push('');
-  rows.push('| M×K · K×N | ref | wasm linear (1 thread) | wasm core (1 thread) | wasm linear (2 threads) | tfjs-wasm (1 thread) | wasm 1 thread / ref | 2 threads / 1 thread | wasm / tfjs-wasm (1 thread) |');
-  rows.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  // and the register peak of f32x4 mul + add (no memory traffic), the ceiling of any kernel
+  const registerRate = await registerPeak();
+  const l1Before = l1Rate();
+  const regBefore = registerRate(40);
+  log(`calibration: L1 micro-kernel ${l1Before.toFixed(1)} GFLOP/s, register peak ${regBefore.toFixed(1)} GFLOP/s`);
+  const peers = [tfjs, ort1, ort2];
+  const rates: { shape: string; ref: number; lin: Rate; core: Rate; lin2: Rate; peer: (Rate | null)[] }[] = [];
   for (const [M, K, N] of SHAPES) {
     const flops = 2 * M * N * K;
     const x = random(M * K, 1);
@@ -181,26 +284,66 @@ export async function run(log: (line: string) => void): Promise<string> {
     for (let i = 0; i < 20; i++) wasm2.linear(got, x, w, b, M, K, N);
     const gLin2 = await measure(`wasm linear 2 threads ${shape}`, () => wasm2.linear(got, x, w, b, M, K, N), flops, 3);
     for (const p of [px, pw, bp, ap, pc, tile]) a.release(p);
-    let gPeer: Rate | null = null;
-    if (peer) {
-      const prepared = peer.prepare(x, w, b, M, K, N, got);
+    const gPeers: (Rate | null)[] = [];
+    for (const peer of peers) {
+      if (!peer) {
+        gPeers.push(null);
+        continue;
+      }
+      const prepared = await peer.prepare(x, w, b, M, K, N, got);
       got.fill(NaN);
-      prepared.call();
+      await prepared.run();
       validate(`${peer.name} ${M}x${K}x${N}`, got, want);
-      for (let i = 0; i < 5; i++) prepared.call();
-      gPeer = await measure(`${peer.name} ${shape}`, prepared.call, flops, 3);
-      prepared.dispose();
+      gPeers.push(await prepared.measure(flops, 3));
+      await prepared.dispose();
     }
-    const f = (r: Rate) => `${r.mean.toFixed(1)} (${r.best.toFixed(1)})`;
-    const fp = gPeer ? f(gPeer) : 'n/a';
-    log(`${shape}: ref ${gRef.mean.toFixed(2)}, wasm linear ${f(gLin)}, wasm core ${f(gCore)}, wasm linear 2 threads ${f(gLin2)}, tfjs-wasm ${fp} GFLOP/s`);
-    const vsPeer = gPeer ? `${(gLin.mean / gPeer.mean).toFixed(2)}×` : 'n/a';
-    rows.push(`| ${shape} | ${gRef.mean.toFixed(2)} | ${f(gLin)} | ${f(gCore)} | ${f(gLin2)} | ${fp} | ${(gLin.mean / gRef.mean).toFixed(0)}× | ${(gLin2.mean / gLin.mean).toFixed(2)}× | ${vsPeer} |`);
+    const f = (r: Rate | null) => (r ? `${r.mean.toFixed(1)} (${r.best.toFixed(1)})` : 'n/a');
+    log(
+      `${shape}: ref ${gRef.mean.toFixed(2)}, wasm linear ${f(gLin)}, wasm core ${f(gCore)}, wasm linear 2 threads ${f(gLin2)}, ` +
+        `tfjs-wasm ${f(gPeers[0])}, onnxruntime-web 1 thread ${f(gPeers[1])}, 2 threads ${f(gPeers[2])} GFLOP/s`,
+    );
+    rates.push({ shape, ref: gRef.mean, lin: gLin, core: gCore, lin2: gLin2, peer: gPeers });
   }
-  const peakAfter = peakRate();
+  const l1After = l1Rate();
+  const regAfter = registerRate(40);
   wasm2.dispose();
-  peer?.dispose();
+  for (const peer of peers) await peer?.dispose();
+
+  // the percentages against the larger (least disturbed) of the two register-peak runs
+  const peak = Math.max(regBefore, regAfter);
+  const f = (r: Rate | null) => (r ? `${r.mean.toFixed(1)} (${r.best.toFixed(1)})` : 'n/a');
+  const ratio = (ours: Rate, theirs: Rate | null) => (theirs ? `${(ours.mean / theirs.mean).toFixed(2)}×` : 'n/a');
+  const pct = (r: number, cores: number) => `${((100 * r) / (cores * peak)).toFixed(0)}%`;
+  rows.push('GFLOP/s = 2·M·N·K / time; mean over benchmark.js samples, and (in brackets) the fastest sample.');
   rows.push('');
-  rows.push(`The same micro-kernel with every operand in L1 (16×256 · 256×16, fastest of 40 runs), measured in this run: ${peakBefore.toFixed(1)} GFLOP/s before the table, ${peakAfter.toFixed(1)} after. It is the ceiling of this GEMM on this machine at that moment; a figure well below the ~60 reached on a quiet Zen 5 core means other processes shared the cores (the machine has 2, shared).`);
+  rows.push(
+    '| M×K · K×N | ref | wasm linear (1 thread) | wasm core (1 thread) | wasm linear (2 threads) | tfjs-wasm (1 thread) | onnxruntime-web (1 thread) | onnxruntime-web (2 threads) ' +
+      '| wasm 1 thread / ref | 2 threads / 1 thread | wasm / tfjs-wasm (1 thread) | wasm / onnxruntime-web (1 thread) | wasm / onnxruntime-web (2 threads) ' +
+      '| % of register peak: wasm 1 thread, 2 threads (of 2×) |',
+  );
+  rows.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of rates) {
+    const [gTf, gOrt1, gOrt2] = r.peer;
+    rows.push(
+      `| ${r.shape} | ${r.ref.toFixed(2)} | ${f(r.lin)} | ${f(r.core)} | ${f(r.lin2)} | ${f(gTf)} | ${f(gOrt1)} | ${f(gOrt2)} ` +
+        `| ${(r.lin.mean / r.ref).toFixed(0)}× | ${(r.lin2.mean / r.lin.mean).toFixed(2)}× | ${ratio(r.lin, gTf)} | ${ratio(r.lin, gOrt1)} | ${ratio(r.lin2, gOrt2)} ` +
+        `| ${pct(r.lin.mean, 1)}, ${pct(r.lin2.mean, 2)} |`,
+    );
+  }
+  rows.push('');
+  rows.push(
+    'Peers, each validated against ref before timing: tfjs-wasm = @tensorflow/tfjs-backend-wasm (XNNPACK), `tf.fused.matMul` on the weight given once as [K, N]; ' +
+      'onnxruntime-web = its wasm backend (MLAS, SIMD), a one-node ONNX model (Gemm, transB = 1, weight and bias as initializers, x the input) ' +
+      'run with `await session.run` and timed with benchmark.js in deferred mode, each thread count in its own worker thread ' +
+      '(`env.wasm.numThreads` is fixed when onnxruntime-web starts). Every peer takes x and gives out back as Float32Arrays per call, like ours. ' +
+      'The wasm / onnxruntime-web (2 threads) column compares our 2 threads with its 2.',
+  );
+  rows.push('');
+  rows.push(
+    `The same micro-kernel with every operand in L1 (16×256 · 256×16, fastest of 40 runs), measured in this run: ${l1Before.toFixed(1)} GFLOP/s before the table, ${l1After.toFixed(1)} after. ` +
+      `It is the ceiling of this GEMM on this machine at that moment. ` +
+      `The register peak of this core (f32x4 mul + add, ${PEAK_CHAINS} independent chains in registers, no memory traffic, fastest of 40 runs): ${regBefore.toFixed(1)} GFLOP/s before the table, ${regAfter.toFixed(1)} after; ` +
+      `the percentages are of ${peak.toFixed(1)} (of twice that for 2 threads). A figure well below the ~55 of a quiet core here means other processes shared the cores (the machine has 2, shared).`,
+  );
   return rows.join('\n');
 }

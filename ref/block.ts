@@ -107,7 +107,7 @@ export function blockForward(kern: Kernels, out: Float32Array, x: Float32Array, 
   const moeIn = new Float32Array(M * D);
   modulateForward(moeIn, ln2.out, shift2, scale2, B, T, D);
   const moeOut = new Float32Array(M * D);
-  const moe = moeForward(kern, moeOut, moeIn, w.moe, moeDims(c), B, T);
+  const moe = moeForward(kern, moeOut, moeIn, w.moe, moeDims(c), B, T, train);
   out.set(x1);
   gatedResidualForward(out, moeOut, gate2, B, T, D);
 

@@ -13,6 +13,8 @@ import { linearForward, linearBackward } from './linear.js';
 import { layerNormForward, layerNormBackward } from './layernorm.js';
 import { attentionForward, attentionBackward } from './attention.js';
 import { swigluForward, swigluBackward } from './swiglu.js';
+import { moeExpertsForward } from './moeExperts.js';
+import type { SwigluWeights } from './moe.js';
 
 export interface Kernels {
   readonly name: string;
@@ -35,6 +37,12 @@ export interface Kernels {
    */
   swiglu(out: Float32Array, gate: Float32Array | null, up: Float32Array | null, x: Float32Array, wg: Float32Array, wu: Float32Array, wd: Float32Array, M: number, D: number, F: number): void;
   swigluBackward(dx: Float32Array, dwg: Float32Array, dwu: Float32Array, dwd: Float32Array, dout: Float32Array, x: Float32Array, gate: Float32Array, up: Float32Array, wg: Float32Array, wu: Float32Array, wd: Float32Array, M: number, D: number, F: number): void;
+  /**
+   * The routed experts of an MoE layer in eval, dispatched and combined (moeExperts.ts):
+   *   out[m, :] = Σ_j weight[m, j] · Expert_{idx[m, j]}(x[m, :]),  x, out [M, D]; idx, weight [M, k];
+   * each of the E experts a SwiGLU of width F. Keeps nothing for backward.
+   */
+  moeExperts(out: Float32Array, x: Float32Array, topkIdx: Int32Array, topkWeight: Float32Array, experts: SwigluWeights[], M: number, D: number, F: number, k: number): void;
   /** Called after the optimiser changes weights in place, so a backend can drop packed copies. */
   weightsChanged?(): void;
 }
@@ -50,4 +58,5 @@ export const refKernels: Kernels = {
   attentionBackward,
   swiglu: swigluForward,
   swigluBackward,
+  moeExperts: moeExpertsForward,
 };

@@ -5,12 +5,14 @@
  *   routed:  y_m = Σ_j weight[m,j] · Expert_{idx[m,j]}(x_m)             (SwiGLU experts, swiglu.ts)
  *   shared:  y_m += Shared(x_m)       (one SwiGLU of width n_shared·D that every token passes)
  *   aux  = the balance loss of the routing (balanceLoss.ts), in training
- * Dispatch is sparse: a counting sort groups the M·k routing slots by expert, each expert runs
- * once as a dense product over its tokens, and the weighted outputs are scatter-added back.
+ * Dispatch is sparse (moeExperts.ts): a counting sort groups the M·k routing slots by expert,
+ * each expert runs once as a dense product over its tokens, and the weighted outputs are
+ * scatter-added back.
  */
 import type { Kernels } from './kernels.js';
 import { routerForward, routerBackward, type RouterOutput } from './router.js';
 import { balanceLossForward, balanceLossBackward } from './balanceLoss.js';
+import { dispatchByExpert, gatherRows, scatterAddRows } from './moeExperts.js';
 
 export interface SwigluWeights {
   gate: Float32Array; // [F, D]
@@ -53,54 +55,40 @@ export interface MoeCache {
   aux: number; // balance loss (0 when alpha = 0)
 }
 
-/** Groups the M·k slots by expert (counting sort, stable in token order). */
-export function dispatchByExpert(topkIdx: Int32Array, E: number): Int32Array[] {
-  const counts = new Int32Array(E);
-  for (let s = 0; s < topkIdx.length; s++) counts[topkIdx[s]]++;
-  const groups = Array.from({ length: E }, (_, e) => new Int32Array(counts[e]));
-  const fill = new Int32Array(E);
-  for (let s = 0; s < topkIdx.length; s++) {
-    const e = topkIdx[s];
-    groups[e][fill[e]++] = s;
-  }
-  return groups;
-}
-
-/** out [M, D] = routed + shared experts of x [M, D] (B sequences of T tokens, M = B·T). */
-export function moeForward(kern: Kernels, out: Float32Array, x: Float32Array, w: MoeWeights, dims: MoeDims, B: number, T: number): MoeCache {
+/**
+ * out [M, D] = routed + shared experts of x [M, D] (B sequences of T tokens, M = B·T).
+ * train: keep each expert's gathered inputs and activations for moeBackward; in eval the
+ * routed experts run as one kernel call (`Kernels.moeExperts`) that keeps nothing.
+ */
+export function moeForward(kern: Kernels, out: Float32Array, x: Float32Array, w: MoeWeights, dims: MoeDims, B: number, T: number, train = true): MoeCache {
   const { D, E, k, F, Fs } = dims;
   const M = B * T;
   const router = routerForward(kern, x, w.gate, M, D, E, k, dims.normTopk);
-  out.fill(0);
   const groups: ExpertGroup[] = [];
-  const slotsByExpert = dispatchByExpert(router.topkIdx, E);
-  for (let e = 0; e < E; e++) {
-    const slots = slotsByExpert[e];
-    const n = slots.length;
-    const xIn = new Float32Array(n * D);
-    for (let r = 0; r < n; r++) {
-      const m = (slots[r] / k) | 0; // slot m·k + j belongs to token m
-      xIn.set(x.subarray(m * D, (m + 1) * D), r * D); // gather
+  if (!train) kern.moeExperts(out, x, router.topkIdx, router.topkWeight, w.experts, M, D, F, k);
+  else {
+    out.fill(0);
+    const slotsByExpert = dispatchByExpert(router.topkIdx, E);
+    for (let e = 0; e < E; e++) {
+      const slots = slotsByExpert[e];
+      const n = slots.length;
+      const xIn = new Float32Array(n * D);
+      gatherRows(xIn, x, slots, k, D);
+      const gate = new Float32Array(n * F);
+      const up = new Float32Array(n * F);
+      const eo = new Float32Array(n * D);
+      if (n > 0) kern.swiglu(eo, gate, up, xIn, w.experts[e].gate, w.experts[e].up, w.experts[e].down, n, D, F);
+      scatterAddRows(out, eo, slots, router.topkWeight, k, D);
+      groups.push({ slots, xIn, gate, up, out: eo });
     }
-    const gate = new Float32Array(n * F);
-    const up = new Float32Array(n * F);
-    const eo = new Float32Array(n * D);
-    if (n > 0) kern.swiglu(eo, gate, up, xIn, w.experts[e].gate, w.experts[e].up, w.experts[e].down, n, D, F);
-    for (let r = 0; r < n; r++) {
-      // scatter-add weight · expert output
-      const m = (slots[r] / k) | 0;
-      const wt = router.topkWeight[slots[r]];
-      for (let d = 0; d < D; d++) out[m * D + d] += wt * eo[r * D + d];
-    }
-    groups.push({ slots, xIn, gate, up, out: eo });
   }
   let shared: Float32Array | null = null;
   let sharedGate: Float32Array | null = null;
   let sharedUp: Float32Array | null = null;
   if (w.shared && Fs > 0) {
     shared = new Float32Array(M * D);
-    sharedGate = new Float32Array(M * Fs);
-    sharedUp = new Float32Array(M * Fs);
+    sharedGate = train ? new Float32Array(M * Fs) : null;
+    sharedUp = train ? new Float32Array(M * Fs) : null;
     kern.swiglu(shared, sharedGate, sharedUp, x, w.shared.gate, w.shared.up, w.shared.down, M, D, Fs);
     for (let i = 0; i < M * D; i++) out[i] += shared[i];
   }
@@ -123,6 +111,7 @@ export function moeBackward(kern: Kernels, dx: Float32Array, g: MoeGrads, dout: 
   const { D, E, k, F, Fs } = dims;
   const M = B * T;
   const r = cache.router;
+  if (cache.groups.length !== E) throw new Error('moeBackward needs the caches of a training forward (moeForward with train = true)');
   // shared experts: out += Shared(x)
   if (w.shared && g.shared && cache.sharedGate && cache.sharedUp && Fs > 0) {
     kern.swigluBackward(dx, g.shared.gate, g.shared.up, g.shared.down, dout, x, cache.sharedGate, cache.sharedUp, w.shared.gate, w.shared.up, w.shared.down, M, D, Fs);
@@ -149,11 +138,7 @@ export function moeBackward(kern: Kernels, dx: Float32Array, g: MoeGrads, dout: 
     const ew = w.experts[e];
     const eg = g.experts[e];
     kern.swigluBackward(dxIn, eg.gate, eg.up, eg.down, deo, grp.xIn, grp.gate, grp.up, ew.gate, ew.up, ew.down, n, D, F);
-    for (let i = 0; i < n; i++) {
-      // inverts the gather
-      const m = (grp.slots[i] / k) | 0;
-      for (let d = 0; d < D; d++) dx[m * D + d] += dxIn[i * D + d];
-    }
+    scatterAddRows(dx, dxIn, grp.slots, null, k, D); // inverts the gather
   }
   // balance loss → scores; weights → scores; then the router's softmax and linear layer
   let dScores: Float32Array | null = null;

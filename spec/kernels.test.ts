@@ -7,9 +7,13 @@
  *    written here (independent of ref/) on small shapes, for every backend alike.
  * Backends: ref, wasm (1 thread), and wasm on 2 threads with every product and every
  * attention split between the threads however small (minParallelFlops 0).
- * Then wasm-only checks: the packed GEMM and one attention head against their in-module
- * naive oracles, exp4, SiLU, the packed-weight cache (no scratch leaks), memory growth, and
- * the errors (bad module, bad sizes, a worker that cannot start, a memory that cannot grow).
+ * Attention without probs (on wasm the fused eval forward, R query rows at a time) is also
+ * checked on scores up to +1e2 (exp overflows float32 there: only a max-subtracting softmax
+ * passes), built exact in float32 so the comparison stays well conditioned (largeScores).
+ * Then wasm-only checks: the packed GEMM and both attention head forwards (whole P, and fused
+ * with its scratch guarded against overruns) against their in-module naive oracles, exp4,
+ * SiLU, the packed-weight cache (no scratch leaks), memory growth, and the errors (bad
+ * module, bad sizes, a worker that cannot start, a memory that cannot grow).
  *
  * Tolerances: 1e-5 relative (the issue's per-kernel bound). The float32 sums of a product
  * run over at most 129·3 terms here; their rounding stays below 1e-6 relative in practice.
@@ -172,6 +176,40 @@ function expectIncrement(name: string, after: Float32Array, before: Float32Array
 
 const rand = (s: number, n: number, sp = 0) => values(s, n, sp, false);
 
+/**
+ * qkv [B, T, 3, H, Dh] whose scores q·k/√Dh reach about +1e2 in each head (exp(100) overflows
+ * float32: only a softmax that subtracts the row max gets these right), and yet are exact in
+ * float32, so that the comparison with ref stays well conditioned: k is a multiple of 1/8 in
+ * [-1, 1], q one of 1/8 scaled per head (its sign too) so that the score largest in magnitude
+ * is +100; every product and partial sum of q·k is then a multiple of 1/64 below 2^18, exact.
+ * Kernel and ref differ by one rounding of each logit (≤ 1 ulp, 7.6e-6 at 100), and v in
+ * [-1/4, 1/4] keeps the output's error under 1e-5. Returns qkv and its largest score.
+ */
+function largeScores(seed: number, B: number, T: number, H: number, Dh: number): { qkv: Float32Array; top: number } {
+  const r = rng(seed);
+  const D = H * Dh;
+  const qkv = new Float32Array(B * T * 3 * D);
+  for (let i = 0; i < qkv.length; i++) qkv[i] = Math.floor(i / D) % 3 === 2 ? (2 * r() - 1) / 4 : Math.round(16 * r() - 8) / 8;
+  const at = (b: number, t: number, j: number, h: number) => ((b * T + t) * 3 + j) * D + h * Dh;
+  const score = (b: number, h: number, t: number, u: number) => {
+    let dot = 0;
+    for (let d = 0; d < Dh; d++) dot += qkv[at(b, t, 0, h) + d] * qkv[at(b, u, 1, h) + d];
+    return dot / Math.sqrt(Dh);
+  };
+  let top = 0;
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++) {
+      let best = 0;
+      for (let t = 0; t < T; t++) for (let u = 0; u < T; u++) if (Math.abs(score(b, h, t, u)) > Math.abs(best)) best = score(b, h, t, u);
+      if (best === 0) continue;
+      // |8q| stays below 2^14 / Dh: Σ_d |8q|·|8k| < 2^20, every partial sum exact
+      const g = Math.sign(best) * Math.min(100 / Math.abs(best), 2 ** 11 / Dh);
+      for (let t = 0; t < T; t++) for (let d = 0; d < Dh; d++) qkv[at(b, t, 0, h) + d] = Math.round(8 * g * qkv[at(b, t, 0, h) + d]) / 8;
+      for (let t = 0; t < T; t++) for (let u = 0; u < T; u++) top = Math.max(top, score(b, h, t, u));
+    }
+  return { qkv, top };
+}
+
 describe.each(BACKENDS)('kernels [%s]', (name, kern) => {
   const fcOpts = { numRuns: RUNS, seed: 0x5eed + name.length };
 
@@ -258,6 +296,28 @@ describe.each(BACKENDS)('kernels [%s]', (name, kern) => {
       }),
       fcOpts,
     );
+  });
+
+  it('attention without probs (wasm: the fused forward, R query rows at a time) equals ref with scores up to 1e2, and equals the forward with probs', () => {
+    const T_ = fc.oneof(fc.constantFrom(1, 3, 5, 16, 17, 33, 129), fc.integer({ min: 1, max: 40 }));
+    let overflowing = 0;
+    fc.assert(
+      fc.property(fc.constantFrom(1, 2), T_, fc.constantFrom(1, 2, 3), fc.integer({ min: 1, max: 20 }), seed, (B, T, H, Dh, s) => {
+        const D = H * Dh;
+        const { qkv, top } = largeScores(s, B, T, H, Dh);
+        if (top > 88.8) overflowing++; // e^top is not a float32
+        const out = new Float32Array(B * T * D).fill(NaN);
+        const outP = new Float32Array(B * T * D).fill(NaN);
+        const want = new Float32Array(B * T * D);
+        kern.attention(out, null, qkv, B, T, H, Dh);
+        kern.attention(outP, new Float32Array(B * H * T * T), qkv, B, T, H, Dh);
+        refKernels.attention(want, null, qkv, B, T, H, Dh);
+        expectClose(`attention (no probs, scores to ${top.toFixed(1)}) B${B} T${T} H${H} Dh${Dh}`, out, want, TOL);
+        expectClose(`attention without probs vs with B${B} T${T} H${H} Dh${Dh}`, out, outP, 1e-6);
+      }),
+      { ...fcOpts, numRuns: 30 },
+    );
+    expect(overflowing).toBeGreaterThan(20);
   });
 
   it('swiglu and swigluBackward equal ref', () => {
@@ -449,6 +509,55 @@ describe('wasm internals', () => {
         expectClose(`head probs T${T} Dh${Dh}`, got[1], want[1], TOL);
       }),
       { numRuns: 30, seed: 11 },
+    );
+  });
+
+  it('the fused head forward (R rows at a time) equals the naive oracle and stays in its scratch', () => {
+    const GUARD = 16;
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.constantFrom(1, 3, 5, 16, 17, 33, 129), fc.integer({ min: 1, max: 40 })),
+        fc.integer({ min: 1, max: 20 }),
+        fc.oneof(fc.constantFrom(1, 2, 3, 16, 32), fc.integer({ min: 1, max: 40 })),
+        fc.integer({ min: 0, max: 7 }),
+        seed,
+        (T, Dh, R, pad, s) => {
+          const ld = 3 * Dh + pad;
+          const qkv = values(s, T * ld, 0.05, false).map((v) => 3 * v);
+          const ldo = Dh + pad;
+          const L = Math.max(T, Dh);
+          const out0 = values(s + 1, T * ldo, 0);
+          const pq = a.put(qkv);
+          const out1 = a.put(out0);
+          const out2 = a.put(out0);
+          const pn = a.alloc(T * T);
+          // the documented scratch sizes, each followed by a guard that must stay untouched
+          const sizes = [R * T, e.packedASize(R, L), e.packedBSize(T, Dh), e.packedBSize(Dh, T), 32];
+          const guard = values(s + 2, GUARD, 0);
+          const blocks = sizes.map((n) => {
+            const p = a.alloc(n + GUARD);
+            const g = new Float32Array(n + GUARD).fill(NaN);
+            g.set(guard, n);
+            a.f32.set(g, p / 4);
+            return p;
+          });
+          const [st, ap, kp, vp, tile] = blocks;
+          const scale = 1 / Math.sqrt(Dh);
+          e.attentionHeadForwardTiled(out1, ldo, pq, pq + Dh * 4, pq + 2 * Dh * 4, ld, T, Dh, scale, R, st, ap, kp, vp, tile);
+          e.attentionHeadNaive(out2, ldo, pn, pq, pq + Dh * 4, pq + 2 * Dh * 4, ld, T, Dh, scale);
+          const got = new Float32Array(T * ldo);
+          const want = new Float32Array(T * ldo);
+          a.get(got, out1);
+          a.get(want, out2);
+          const guards = blocks.map((p, i) => a.f32.slice(p / 4 + sizes[i], p / 4 + sizes[i] + GUARD));
+          for (const p of [pq, out1, out2, pn, ...blocks]) a.release(p);
+          expectClose(`fused head T${T} Dh${Dh} R${R} pad ${pad}`, got, want, TOL);
+          guards.forEach((g, i) => expect(g, `scratch ${i} overrun`).toEqual(guard));
+          // the padding columns of out are untouched
+          for (let t = 0; t < T; t++) for (let j = Dh; j < ldo; j++) expect(got[t * ldo + j]).toBe(out0[t * ldo + j]);
+        },
+      ),
+      { numRuns: 40, seed: 13 },
     );
   });
 

@@ -44,10 +44,13 @@ describe.each(backends())('MoE layer golden [%s]', (_name, kern) => {
     expectClose('topk_weight_normalized', rn.topkWeight, gt(g, 'out.topk_weight_normalized'), 2e-4);
   });
 
-  it('layer output (eval and train paths agree) and both balance-loss variants', () => {
+  it('layer output on the eval path (Kernels.moeExperts) and the training path, and both balance-loss variants', () => {
+    const yEval = new Float32Array(M * D);
+    const evalCache = moeForward(kern, yEval, x, weights, dims, B, T, false);
+    expectClose('y_eval', yEval, gt(g, 'out.y_eval'), 2e-4);
+    expect(evalCache.groups).toHaveLength(0); // eval keeps no expert activations
     const y = new Float32Array(M * D);
-    const cache = moeForward(kern, y, x, weights, dims, B, T);
-    expectClose('y_eval', y, gt(g, 'out.y_eval'), 2e-4);
+    const cache = moeForward(kern, y, x, weights, dims, B, T, true);
     expectClose('y_train', y, gt(g, 'out.y_train'), 2e-4);
     expectClose('aux_loss', [cache.aux], gt(g, 'out.aux_loss'), 1e-6);
     const seq = balanceLossForward(cache.router.scores, cache.router.topkIdx, B, T, E, k, dims.alpha, true);

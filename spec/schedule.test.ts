@@ -86,7 +86,7 @@ describe('schedule properties', () => {
         }
         return true;
       }),
-      { numRuns: 60 },
+      { numRuns: 60, seed: 20261127 },
     );
   });
 
@@ -112,8 +112,9 @@ describe('schedule properties', () => {
       fc.property(
         fc.integer({ min: 1, max: 2000 }).chain((T) => fc.tuple(fc.constant(T), fc.array(fc.integer({ min: 1, max: 60 }), { minLength: 1, maxLength: 4 }))),
         ([T, counts]) => {
-          const size = Math.floor(T / counts.length);
-          const fits = counts.every((c) => c <= size);
+          // sections of floor(T / n) steps, the first T mod n of them one longer (official space_timesteps)
+          const size = (i: number) => Math.floor(T / counts.length) + (i < T % counts.length ? 1 : 0);
+          const fits = counts.every((c, i) => c <= size(i));
           const spec = counts.join(',');
           if (!fits) {
             expect(() => spaceTimesteps(T, spec)).toThrow(DitMoeError);
@@ -126,7 +127,7 @@ describe('schedule properties', () => {
           expect(s[s.length - 1]).toBeLessThan(T);
         },
       ),
-      { numRuns: 300 },
+      { numRuns: 300, seed: 20261127 },
     );
   });
 
@@ -148,7 +149,7 @@ describe('schedule properties', () => {
         s.forEach((v, i) => expect(v).toBe(i * stride));
         expect(s[n - 1]).toBeLessThan(T);
       }),
-      { numRuns: 300 },
+      { numRuns: 300, seed: 20261127 },
     );
   });
 

@@ -78,6 +78,13 @@ export class Arena {
     return p;
   }
 
+  /** A block holding a copy of the int32 array src (routing slots, expert indices). */
+  putI32(src: Int32Array): number {
+    const p = this.alloc(src.length);
+    new Int32Array(this.memory.buffer, p, src.length).set(src);
+    return p;
+  }
+
   /** dst[0, n) = the block's contents. */
   get(dst: Float32Array, p: number, n: number = dst.length): void {
     dst.set(this.f32.subarray(p >> 2, (p >> 2) + n));

@@ -18,6 +18,8 @@ import type { Kernels } from '../ref/kernels.js';
 import { Arena } from './arena.js';
 import { webAssembly, type WasmBytes, type WasmModule, type WasmMemory } from './webassembly.js';
 import type { Call, ThreadPool } from './threads.js';
+import type { SwigluWeights } from '../ref/moe.js';
+import { dispatchByExpert } from '../ref/moeExperts.js';
 
 /** The module's exports (wasm/assembly/*.ts): byte addresses and f32 counts. */
 export interface KernelExports {
@@ -35,8 +37,9 @@ export interface KernelExports {
   colSumAcc(db: number, dout: number, M: number, N: number): void;
   layerNormForward(out: number, mean: number, rstd: number, x: number, w: number, b: number, M: number, D: number, eps: number): void;
   layerNormBackward(dx: number, dw: number, db: number, dout: number, x: number, w: number, mean: number, rstd: number, M: number, D: number): void;
-  softmaxRows(s: number, T: number, scale: number): void;
+  softmaxRows(s: number, rows: number, n: number, ld: number, scale: number): void;
   attentionHeadForward(out: number, ldo: number, p: number, q: number, k: number, v: number, ld: number, T: number, Dh: number, scale: number, ap: number, bp: number, tile: number): void;
+  attentionHeadForwardTiled(out: number, ldo: number, q: number, k: number, v: number, ld: number, T: number, Dh: number, scale: number, R: number, s: number, ap: number, kp: number, vp: number, tile: number): void;
   attentionHeadBackward(dq: number, dk: number, dv: number, ldd: number, dout: number, ldo: number, q: number, k: number, v: number, ld: number, p: number, T: number, Dh: number, scale: number, dp: number, ap: number, bp: number, tile: number): void;
   attentionHeadNaive(out: number, ldo: number, p: number, q: number, k: number, v: number, ld: number, T: number, Dh: number, scale: number): void;
   expArray(out: number, x: number, n: number): void;
@@ -44,6 +47,9 @@ export interface KernelExports {
   siluBackward(dx: number, dout: number, x: number, n: number): void;
   swigluGate(h: number, g: number, u: number, n: number): void;
   swigluGateBackward(dg: number, du: number, dh: number, g: number, u: number, n: number): void;
+  packARowsGather(ap: number, x: number, ldx: number, slots: number, k: number, n: number, K: number): void;
+  scatterAddRows(out: number, ldo: number, y: number, slots: number, weight: number, k: number, n: number, D: number): void;
+  expertForward(y: number, x: number, slots: number, k: number, n: number, D: number, F: number, bg: number, bu: number, bd: number, g: number, u: number, h: number, ap: number, tile: number): void;
 }
 
 /** The wasm backend: the kernel interface plus its arena and raw exports (tests, bench). */
@@ -58,7 +64,17 @@ export interface WasmKernels extends Kernels {
   readonly threads: number;
   /** Stops the worker threads, if any. */
   dispose(): void;
+  /**
+   * Starts timing every call into the module from the calling thread (the bench's profile:
+   * where a forward spends its time); `stopProfile` returns calls and milliseconds per export.
+   * Work that worker threads claim is not in it: profile on one thread.
+   */
+  startProfile(): void;
+  stopProfile(): KernelProfile;
 }
+
+/** Calls and milliseconds per export of the kernels module. */
+export type KernelProfile = Record<string, { calls: number; ms: number }>;
 
 export interface WasmOptions {
   /** Threads in all, the calling one included (default 1); more need the Node loader. */
@@ -205,6 +221,10 @@ class Scratch {
     return this.keep(this.arena.put(src, n));
   }
 
+  putI32(src: Int32Array): number {
+    return this.keep(this.arena.putI32(src));
+  }
+
   releaseAll(): void {
     for (let i = this.blocks.length - 1; i >= 0; i--) this.arena.release(this.blocks[i]);
     this.blocks = [];
@@ -222,13 +242,45 @@ class WasmBackend implements WasmKernels {
   /** The 2×16 edge tile of each thread (index 0: the calling thread). */
   private tiles: number[];
 
+  /** The module's exports, or timed wrappers of them while a profile runs. */
+  exports: KernelExports;
+  private profile: KernelProfile | null = null;
+
   constructor(
-    readonly exports: KernelExports,
+    private readonly rawExports: KernelExports,
     readonly arena: Arena,
     private pool: ThreadPool | null,
     private minParallelFlops: number,
   ) {
+    this.exports = rawExports;
     this.tiles = Array.from({ length: this.threads }, () => arena.alloc(32));
+  }
+
+  startProfile(): void {
+    const table: KernelProfile = {};
+    const timed: Record<string, unknown> = {};
+    for (const [name, f] of Object.entries(this.rawExports as unknown as Record<string, unknown>)) {
+      if (typeof f !== 'function') continue;
+      timed[name] = (...args: number[]) => {
+        const t0 = performance.now();
+        try {
+          return (f as (...a: number[]) => unknown)(...args);
+        } finally {
+          const row = (table[name] ??= { calls: 0, ms: 0 });
+          row.calls++;
+          row.ms += performance.now() - t0;
+        }
+      };
+    }
+    this.exports = timed as unknown as KernelExports;
+    this.profile = table;
+  }
+
+  stopProfile(): KernelProfile {
+    const table = this.profile ?? {};
+    this.exports = this.rawExports;
+    this.profile = null;
+    return table;
   }
 
   get threads(): number {
@@ -451,20 +503,29 @@ class WasmBackend implements WasmKernels {
     const a = this.arena;
     const scale = 1 / Math.sqrt(Dh);
     const L = Math.max(T, Dh);
+    // query rows per tile of the fused eval forward (R·T·4 bytes of S/P: 16 KiB at T = 256)
+    const R = 16;
     this.scratch((s) => {
       const pq = s.put(qkv, B * T * 3 * D);
       const po = s.alloc(B * T * D);
       const pp = probs ? s.alloc(B * H * T * T) : 0;
       const parts = this.parts(4 * B * H * T * T * Dh);
-      // each thread its own scratch: packed A and B, the edge tile, and P when probs is null
-      const scratch = Array.from({ length: parts }, () => [s.alloc(e.packedASize(T, L)), s.alloc(e.packedBSize(L, L)), s.alloc(32), probs ? 0 : s.alloc(T * T)]);
+      // each thread its own scratch. With probs (training), P goes straight to its slice:
+      // packed A, packed B, the edge tile. Without (eval, the fused forward): the [R, T] tile of
+      // S and P, packed A of R rows, packed K, packed V, the edge tile: O(R·T + T·Dh), not T×T.
+      const scratch = Array.from({ length: parts }, () =>
+        probs
+          ? [s.alloc(e.packedASize(T, L)), s.alloc(e.packedBSize(L, L)), s.alloc(32)]
+          : [s.alloc(R * T), s.alloc(e.packedASize(R, L)), s.alloc(e.packedBSize(T, Dh)), s.alloc(e.packedBSize(Dh, T)), s.alloc(32)],
+      );
       const calls: Call[] = [];
       for (let j = 0; j < B * H; j++) {
         const b = Math.floor(j / H);
         const h = j % H;
         const q = pq + (b * T * 3 * D + h * Dh) * 4;
-        const p = probs ? pp + j * T * T * 4 : -4;
-        calls.push(['attentionHeadForward', [po + (b * T * D + h * Dh) * 4, D, p, q, q + D * 4, q + 2 * D * 4, 3 * D, T, Dh, scale, -1, -2, -3]]);
+        const o = po + (b * T * D + h * Dh) * 4;
+        if (probs) calls.push(['attentionHeadForward', [o, D, pp + j * T * T * 4, q, q + D * 4, q + 2 * D * 4, 3 * D, T, Dh, scale, -1, -2, -3]]);
+        else calls.push(['attentionHeadForwardTiled', [o, D, q, q + D * 4, q + 2 * D * 4, 3 * D, T, Dh, scale, R, -1, -2, -3, -4, -5]]);
       }
       this.runCalls(calls, scratch);
       a.get(out, po, B * T * D);
@@ -536,6 +597,74 @@ class WasmBackend implements WasmKernels {
       a.get(out, po, M * D);
       if (gate) a.get(gate, pg, M * F);
       if (up) a.get(up, pu, M * F);
+    });
+  }
+
+  /**
+   * out[m,:] = Σ_j weight[m,j] · Expert_{idx[m,j]}(x[m,:]): x, the slots and the weights copied
+   * in once; each expert whole in one call (`expertForward`: its rows gathered straight into
+   * its packed A, the SwiGLU on the packed GEMM); then the weighted rows scatter-added in
+   * expert order (the order of ref), out copied back once. On several threads the experts are
+   * shared out whole when none has more rows than a thread's share, else each expert's
+   * products are split by columns as every product is.
+   */
+  moeExperts(out: Float32Array, x: Float32Array, topkIdx: Int32Array, topkWeight: Float32Array, experts: SwigluWeights[], M: number, D: number, F: number, k: number): void {
+    const where = 'wasm.moeExperts';
+    dims(where, M, D, F, k);
+    size(where, 'out', out, M * D), size(where, 'x', x, M * D), size(where, 'topkWeight', topkWeight, M * k);
+    if (topkIdx.length < M * k) throw new DitMoeError(`topkIdx has ${topkIdx.length} elements, needs ${M * k}`, where);
+    const E = experts.length;
+    for (let s = 0; s < M * k; s++) {
+      const e = topkIdx[s];
+      if (!(e >= 0 && e < E)) throw new DitMoeError(`topkIdx[${s}] = ${e} is not one of the ${E} experts`, where);
+    }
+    experts.forEach((w, e) => {
+      size(where, `experts[${e}].gate`, w.gate, F * D), size(where, `experts[${e}].up`, w.up, F * D), size(where, `experts[${e}].down`, w.down, D * F);
+    });
+    if (M * D === 0) return;
+    if (F === 0) {
+      out.fill(0, 0, M * D);
+      return;
+    }
+    const e = this.exports;
+    const groups = dispatchByExpert(topkIdx.subarray(0, M * k), E)
+      .map((slots, i) => ({ slots, w: experts[i] }))
+      .filter((g) => g.slots.length > 0);
+    const packed = groups.map(({ w }) => ({ g: this.packed(w.gate, F, D, 'nk'), u: this.packed(w.up, F, D, 'nk'), d: this.packed(w.down, D, F, 'nk') }));
+    const nMax = Math.max(...groups.map((g) => g.slots.length));
+    const parts = this.parts(6 * M * k * D * F);
+    const whole = parts === 1 || nMax * parts <= M * k; // every expert within a thread's share
+    this.scratch((s) => {
+      const px = s.put(x, M * D);
+      const pw = s.put(topkWeight, M * k);
+      const po = s.zeros(M * D);
+      const slots = groups.map((g) => s.putI32(g.slots));
+      const ys = groups.map((g) => s.alloc(g.slots.length * D));
+      if (whole) {
+        // per thread: g, u, h [nMax, F], packed A, the edge tile
+        const scratch = Array.from({ length: parts }, (_, t) => [s.alloc(nMax * F), s.alloc(nMax * F), s.alloc(nMax * F), s.alloc(e.packedASize(nMax, Math.max(D, F))), t === 0 ? this.tiles[0] : s.alloc(32)]);
+        // claimed largest first, so the last expert to finish is a small one
+        const order = groups.map((_, i) => i).sort((i, j) => groups[j].slots.length - groups[i].slots.length);
+        const calls: Call[] = order.map((i) => ['expertForward', [ys[i], px, slots[i], k, groups[i].slots.length, D, F, packed[i].g, packed[i].u, packed[i].d, -1, -2, -3, -4, -5]]);
+        this.runCalls(calls, scratch);
+      } else {
+        const [pg, pu, ph] = [s.alloc(nMax * F), s.alloc(nMax * F), s.alloc(nMax * F)];
+        const ap = s.alloc(e.packedASize(nMax, Math.max(D, F)));
+        groups.forEach((g, i) => {
+          const n = g.slots.length;
+          e.fillRows(pg, F, 0, n, F);
+          e.fillRows(pu, F, 0, n, F);
+          e.fillRows(ys[i], D, 0, n, D);
+          e.packARowsGather(ap, px, D, slots[i], k, n, D); // A = x[slots / k]
+          this.gemm(pg, F, ap, packed[i].g, n, F, D); // g = A Wgᵀ
+          this.gemm(pu, F, ap, packed[i].u, n, F, D); // u = A Wuᵀ
+          e.swigluGate(ph, pg, pu, n * F); // h = silu(g) ⊙ u
+          e.packARows(ap, ph, F, n, F);
+          this.gemm(ys[i], D, ap, packed[i].d, n, D, F); // y = h Wdᵀ
+        });
+      }
+      groups.forEach((g, i) => e.scatterAddRows(po, D, ys[i], slots[i], pw, k, g.slots.length, D)); // out[slot / k] += weight · y
+      this.arena.get(out, po, M * D);
     });
   }
 

@@ -4,34 +4,48 @@
  *   P = softmax(q kᵀ · scale) [T, T], scale = 1/√Dh, stable (row max subtracted)
  *   out[T, Dh] (row stride ldo) = P v
  * The host loops over batch and heads; scratch (S, packed A and B, the edge tile) is the
- * host's: ap ≥ packedASize(T, max(T, Dh)), bp ≥ packedBSize(max(T, Dh), max(T, Dh)).
+ * host's. Two forwards, the same numbers:
+ *  - attentionHeadForward with p ≠ 0 writes the whole P (training keeps it for the backward):
+ *    ap ≥ packedASize(T, max(T, Dh)), bp ≥ packedBSize(max(T, Dh), max(T, Dh));
+ *  - attentionHeadForwardTiled (eval, P not wanted) never holds more than R rows of P: scratch O(R·T + T·Dh) instead of O(T²), see its comment.
  */
 import { packARows, packACols, packBNK, packBKN, gemmPacked, fillRows } from './gemm';
 import { exp4 } from './activations';
 
-/** s[t, :] = softmax(s[t, :] · scale) for each of T rows of length T (in place). */
-export function softmaxRows(s: usize, T: i32, scale: f32): void {
-  const T4 = T & ~3;
+/** b if a < b, else a: the scalar f32x4.pmax (one instruction; a NaN b is skipped, like the reference's `if (s > max)`). */
+// @ts-ignore: decorator
+@inline function pmax1(a: f32, b: f32): f32 {
+  return a < b ? b : a;
+}
+
+/**
+ * s[t, :n] = softmax(s[t, :n] · scale) for each of `rows` rows of length n, row stride ld
+ * (in place; stable: the row max is subtracted before exp, the sum is in f64). The running
+ * max is pmax, not max: wasm's NaN-propagating max is a six-instruction sequence on x64 and,
+ * on the loop-carried chain, made this pass ~6× slower.
+ */
+export function softmaxRows(s: usize, rows: i32, n: i32, ld: i32, scale: f32): void {
+  const n4 = n & ~3;
   const sc = f32x4.splat(scale);
-  for (let t = 0; t < T; t++) {
-    const row = s + (<usize>t * T) * 4;
+  for (let t = 0; t < rows; t++) {
+    const row = s + (<usize>t * ld) * 4;
     let mx4 = f32x4.splat(-Infinity);
-    for (let i = 0; i < T4; i += 4) {
+    for (let i = 0; i < n4; i += 4) {
       const o = (<usize>i) * 4;
       const v = f32x4.mul(v128.load(row + o), sc);
       v128.store(row + o, v);
-      mx4 = f32x4.max(mx4, v);
+      mx4 = f32x4.pmax(mx4, v);
     }
-    let mx: f32 = max(max(f32x4.extract_lane(mx4, 0), f32x4.extract_lane(mx4, 1)), max(f32x4.extract_lane(mx4, 2), f32x4.extract_lane(mx4, 3)));
-    for (let i = T4; i < T; i++) {
+    let mx = pmax1(pmax1(f32x4.extract_lane(mx4, 0), f32x4.extract_lane(mx4, 1)), pmax1(f32x4.extract_lane(mx4, 2), f32x4.extract_lane(mx4, 3)));
+    for (let i = n4; i < n; i++) {
       const o = (<usize>i) * 4;
       const v = load<f32>(row + o) * scale;
       store<f32>(row + o, v);
-      mx = max(mx, v);
+      mx = pmax1(mx, v);
     }
     const m4 = f32x4.splat(mx);
     let sum = f64x2.splat(0);
-    for (let i = 0; i < T4; i += 4) {
+    for (let i = 0; i < n4; i += 4) {
       const o = (<usize>i) * 4;
       const e = exp4(f32x4.sub(v128.load(row + o), m4));
       v128.store(row + o, e);
@@ -39,38 +53,68 @@ export function softmaxRows(s: usize, T: i32, scale: f32): void {
       sum = f64x2.add(sum, f64x2.promote_low_f32x4(v128.shuffle<f32>(e, e, 2, 3, 0, 1)));
     }
     let total = f64x2.extract_lane(sum, 0) + f64x2.extract_lane(sum, 1);
-    for (let i = T4; i < T; i++) {
+    for (let i = n4; i < n; i++) {
       const o = (<usize>i) * 4;
       const e = f32x4.extract_lane(exp4(f32x4.splat(load<f32>(row + o) - mx)), 0);
       store<f32>(row + o, e);
       total += <f64>e;
     }
     const inv = f32x4.splat(<f32>(1 / total));
-    for (let i = 0; i < T4; i += 4) {
+    for (let i = 0; i < n4; i += 4) {
       const o = (<usize>i) * 4;
       v128.store(row + o, f32x4.mul(v128.load(row + o), inv));
     }
     const invs = <f32>(1 / total);
-    for (let i = T4; i < T; i++) {
+    for (let i = n4; i < n; i++) {
       const o = (<usize>i) * 4;
       store<f32>(row + o, load<f32>(row + o) * invs);
     }
   }
 }
 
-/** Forward for one head. P goes to `p` ([T, T] contiguous: the probs slice or scratch). */
+/** Forward for one head, P written to `p` ([T, T] contiguous: the probs slice, kept for backward). */
 export function attentionHeadForward(out: usize, ldo: i32, p: usize, q: usize, k: usize, v: usize, ld: i32, T: i32, Dh: i32, scale: f32, ap: usize, bp: usize, tile: usize): void {
   // S = q kᵀ: B given as [N=T, K=Dh], the weight layout
   fillRows(p, T, 0, T, T);
   packARows(ap, q, ld, T, Dh);
   packBNK(bp, k, ld, T, Dh);
   gemmPacked(p, T, ap, bp, T, T, Dh, tile);
-  softmaxRows(p, T, scale);
+  softmaxRows(p, T, T, T, scale);
   // out = P v: B = v given row-major [K=T, N=Dh]
   fillRows(out, ldo, 0, T, Dh);
   packARows(ap, p, T, T, T);
   packBKN(bp, v, ld, Dh, T);
   gemmPacked(out, ldo, ap, bp, T, Dh, T, tile);
+}
+
+/**
+ * Forward for one head without P (eval), fused per block of R query rows:
+ *   Kp = pack(kᵀ) as B [K=Dh, N=T] (packBNK),  Vp = pack(v) as B [K=T, N=Dh] (packBKN), once
+ *   for r0 = 0, R, 2R, … < T, rows = min(R, T - r0):
+ *     S    = q[r0 : r0+rows, :] · kᵀ                  [rows, T]  (gemmPacked on a zeroed tile)
+ *     P    = softmax(S · scale) row by row             [rows, T]  (softmaxRows: max subtracted)
+ *     out[r0 : r0+rows, :] = P · v                     [rows, Dh] (written straight into out)
+ * The same products, the same order of summation and the same softmax as attentionHeadForward,
+ * so out is the same to the last bit; only R rows of P exist at a time.
+ * Scratch (all the host's), O(R·T + T·Dh) instead of O(T²): s ≥ R·T f32 (the S/P tile,
+ * R·T·4 bytes, meant to stay in L1), ap ≥ packedASize(R, max(T, Dh)), kp ≥ packedBSize(T, Dh),
+ * vp ≥ packedBSize(Dh, T), tile 32 (the GEMM's edge tile).
+ */
+export function attentionHeadForwardTiled(out: usize, ldo: i32, q: usize, k: usize, v: usize, ld: i32, T: i32, Dh: i32, scale: f32, R: i32, s: usize, ap: usize, kp: usize, vp: usize, tile: usize): void {
+  if (R < 1) R = T;
+  packBNK(kp, k, ld, T, Dh);
+  packBKN(vp, v, ld, Dh, T);
+  for (let r0 = 0; r0 < T; r0 += R) {
+    const rows = min(R, T - r0);
+    const o = out + (<usize>r0 * ldo) * 4;
+    fillRows(s, T, 0, rows, T);
+    packARows(ap, q + (<usize>r0 * ld) * 4, ld, rows, Dh);
+    gemmPacked(s, T, ap, kp, rows, T, Dh, tile);
+    softmaxRows(s, rows, T, T, scale);
+    fillRows(o, ldo, 0, rows, Dh);
+    packARows(ap, s, T, rows, T);
+    gemmPacked(o, ldo, ap, vp, rows, Dh, T, tile);
+  }
 }
 
 /**
@@ -121,7 +165,7 @@ export function softmaxBackwardRows(dp: usize, p: usize, T: i32, scale: f32): vo
   }
 }
 
-/** The oracle: one head forward as one loop nest (f64 sums, Math.exp), like the reference. */
+/** The oracle of both forwards: one head as one loop nest (f64 sums, Math.exp), like the reference; P goes to p [T, T]. */
 export function attentionHeadNaive(out: usize, ldo: i32, p: usize, q: usize, k: usize, v: usize, ld: i32, T: i32, Dh: i32, scale: f64): void {
   for (let t = 0; t < T; t++) {
     const row = p + (<usize>t * T) * 4;

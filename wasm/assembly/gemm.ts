@@ -27,13 +27,10 @@ export function packedBSize(N: i32, K: i32): i32 {
   return ((N + 15) >> 4) * 16 * K;
 }
 
-/** Pack A[m,k] = a[m·lda + k] (row-major A, e.g. activations x [M,K]). */
-export function packARows(ap: usize, a: usize, lda: i32, M: i32, K: i32): void {
-  const M2 = M & ~1;
-  for (let m = 0; m < M2; m += 2) {
-    let r0 = a + (<usize>m * lda) * 4;
-    let r1 = r0 + (<usize>lda) * 4;
-    let dst = ap + (<usize>m * K) * 4;
+/** One 2-row panel of packed A from the rows at r0 and r1 (two false: r1 is the zero row past an odd M). */
+// @ts-ignore: decorator
+@inline export function packRowPair(dst: usize, r0: usize, r1: usize, two: bool, K: i32): void {
+  if (two) {
     for (let k = 0; k < K; k++) {
       store<f32>(dst, load<f32>(r0));
       store<f32>(dst, load<f32>(r1), 4);
@@ -41,16 +38,22 @@ export function packARows(ap: usize, a: usize, lda: i32, M: i32, K: i32): void {
       r1 += 4;
       dst += 8;
     }
-  }
-  if (M & 1) {
-    let r0 = a + (<usize>M2 * lda) * 4;
-    let dst = ap + (<usize>M2 * K) * 4;
+  } else {
     for (let k = 0; k < K; k++) {
       store<f32>(dst, load<f32>(r0));
       store<f32>(dst, <f32>0, 4);
       r0 += 4;
       dst += 8;
     }
+  }
+}
+
+/** Pack A[m,k] = a[m·lda + k] (row-major A, e.g. activations x [M,K]). */
+export function packARows(ap: usize, a: usize, lda: i32, M: i32, K: i32): void {
+  const rowB = (<usize>lda) * 4;
+  for (let m = 0; m < M; m += 2) {
+    const r0 = a + <usize>m * rowB;
+    packRowPair(ap + (<usize>m * K) * 4, r0, r0 + rowB, m + 1 < M, K);
   }
 }
 
