@@ -1,8 +1,9 @@
 /**
  * `npm run bench`: runs every `*.bench.js` beside this file in turn (each exports `title`
- * and `run(log)` returning a markdown table) and writes bench/RESULTS.md with the machine,
- * the Node version and the date. `node dist/bench/run.js gemm` runs only the files whose
- * name contains "gemm".
+ * and `run(log)` returning a markdown table) and writes bench/RESULTS.md: the machine and
+ * Node version at the top, then one section per bench with the date and the load average
+ * around its run. `node dist/bench/run.js gemm` runs only the files whose name contains
+ * "gemm" and replaces only their sections, keeping the others of the existing file.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -21,31 +22,40 @@ const files = fs
   .readdirSync(here)
   .filter((f) => f.endsWith('.bench.js') && (!only || f.includes(only)))
   .sort();
+const cpus = os.cpus();
+const out = path.join(packageRoot(), 'bench', 'RESULTS.md');
 
-const loadBefore = os.loadavg()[0];
-const sections: string[] = [];
+/** The sections of an existing RESULTS.md, by title (the text after "## "), in file order. */
+function existingSections(): Map<string, string> {
+  const sections = new Map<string, string>();
+  if (!only || !fs.existsSync(out)) return sections;
+  const parts = fs.readFileSync(out, 'utf8').split(/^## /m).slice(1);
+  for (const p of parts) sections.set(p.slice(0, p.indexOf('\n')).trim(), `## ${p.trimEnd()}\n`);
+  return sections;
+}
+
+const sections = existingSections();
 for (const f of files) {
   const mod = (await import(pathToFileURL(path.join(here, f)).href)) as Partial<BenchModule>;
   if (typeof mod.run !== 'function') {
     console.log(`## ${f}: skipped (it exports no \`run(log)\` returning a markdown table)`);
     continue;
   }
-  console.log(`## ${mod.title ?? f} (${f})`);
+  const title = mod.title ?? f;
+  console.log(`## ${title} (${f})`);
+  const loadBefore = os.loadavg()[0];
   const table = await mod.run((line) => console.log(`  ${line}`));
-  sections.push(`## ${mod.title ?? f}\n\n${table}\n`);
+  const when = `Measured ${new Date().toISOString()} by \`node dist/bench/run.js ${f.replace('.bench.js', '')}\`; load average (1 min) ${loadBefore.toFixed(2)} before, ${os.loadavg()[0].toFixed(2)} after (the bench itself counts about 1; more means other processes shared the ${cpus.length} cores).`;
+  sections.set(title, `## ${title}\n\n${when}\n\n${table}\n`);
 }
 
-const cpus = os.cpus();
 const header = [
   '# Benchmark results',
   '',
   `- Machine: ${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} logical cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.platform()} ${os.release()}`,
   `- Node ${process.version} (V8 ${process.versions.v8})`,
-  `- Date: ${new Date().toISOString()}`,
-  `- Command: \`npm run bench\` (dist/bench/run.js${only ? ` ${only}` : ''})`,
-  `- Load average (1 min) when the run started: ${loadBefore.toFixed(2)}, when it ended: ${os.loadavg()[0].toFixed(2)} (the bench itself counts about 1; more means other processes shared the ${cpus.length} cores)`,
+  '- Command: `npm run bench` (dist/bench/run.js) runs every section; `node dist/bench/run.js NAME` reruns one and keeps the others',
   '',
 ].join('\n');
-const out = path.join(packageRoot(), 'bench', 'RESULTS.md');
-fs.writeFileSync(out, `${header}\n${sections.join('\n')}`);
+fs.writeFileSync(out, `${header}\n${[...sections.values()].join('\n')}`);
 console.log(`wrote ${out}`);

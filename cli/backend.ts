@@ -1,20 +1,33 @@
 /**
  * `--backend ref|wasm|auto` and `--threads N`: the kernels every command runs on. If the
  * wasm backend cannot start (no build, no SIMD), `auto` falls back to ref with a one-line
- * warning, and an explicit `wasm` is an error.
+ * warning, and an explicit `wasm` is an error. Threads default to every core.
  */
+import * as os from 'node:os';
+import { Option } from 'commander';
 import { DitMoeError } from '../ref/errors.js';
 import { refKernels, type Kernels } from '../ref/kernels.js';
 import { createWasmKernels } from '../wasm/node.js';
+import { positiveInt } from './options.js';
 
 export const BACKENDS = ['ref', 'wasm', 'auto'] as const;
 
-export async function kernelsFor(name: string, threads?: number): Promise<Kernels> {
+/** --backend, an option of every command that computes (default `dflt`). */
+export function backendOption(dflt: (typeof BACKENDS)[number]): Option {
+  return new Option('--backend <name>', 'ref | wasm | auto').default(dflt);
+}
+
+/** --threads, its companion: threads in all for the wasm backend. */
+export function threadsOption(): Option {
+  return new Option('--threads <n>', `threads for the wasm backend (default: every core, ${os.availableParallelism()} here)`).argParser(positiveInt('--threads'));
+}
+
+export async function kernelsFor(name: string, threads: number = os.availableParallelism()): Promise<Kernels> {
   if (name === 'ref') return refKernels;
   if (name !== 'wasm' && name !== 'auto') throw new DitMoeError(`unknown backend '${name}' (known: ${BACKENDS.join(', ')})`, '--backend');
-  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) throw new DitMoeError(`'${threads}' is not a positive number of threads`, '--threads');
+  if (!(Number.isInteger(threads) && threads >= 1)) throw new DitMoeError(`'${threads}' is not a positive number of threads`, '--threads');
   try {
-    return await createWasmKernels(threads !== undefined ? ({ threads } as Parameters<typeof createWasmKernels>[0]) : {});
+    return await createWasmKernels({ threads });
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
     if (name === 'auto') {

@@ -8,3 +8,12 @@ export function positiveInt(name: string): (v: string) => number {
     return n;
   };
 }
+
+/** A number (an integer when `integer`), or a one-line error naming the option. */
+export function numberArg(name: string, integer = false): (v: string) => number {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new DitMoeError(`'${v}' is not ${integer ? 'an integer' : 'a number'}`, name);
+    return n;
+  };
+}

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { GOLDEN_DIR } from './golden.js';
+import { GOLDEN_DIR, expectClose } from './golden.js';
 import { parseSafetensors, serializeSafetensors, f32, i64 } from '../io/safetensors.js';
 
 const CLI = path.join(GOLDEN_DIR, '..', 'dist', 'cli', 'main.js');
@@ -170,7 +170,19 @@ describe('dit-moe sample', () => {
     expectBadInput(run('sample', ...m, '--class', '12'), '--class', 'out of range [0, 9]');
     expectBadInput(run('sample', ...m, '--cfg', 'inf'), '--cfg');
     expectBadInput(run('sample', ...m, '--sampler', 'ddim', '--steps', '2000'), '2000');
+    expectBadInput(run('sample', ...m, '--threads', '0'), '--threads', "'0' is not a positive integer");
+    expectBadInput(run('sample', ...m, '--backend', 'gpu'), '--backend', "unknown backend 'gpu'");
     expect(leftovers()).toEqual([]);
+  });
+
+  it('the wasm backend on its default threads (every core) gives the samples of one thread', () => {
+    const [a, b] = ['out-threads-default.safetensors', 'out-threads-1.safetensors'].map((f) => path.join(dir, f));
+    const common = ['--model', G('tiny.model.safetensors'), '--count', '2', '--steps', '3', '--sampler', 'ddim', '--seed', '3', '--backend', 'wasm'];
+    expect(run('sample', ...common, '--out', a).code).toBe(0);
+    expect(run('sample', ...common, '--threads', '1', '--out', b).code).toBe(0);
+    const read = (f: string) => parseSafetensors(new Uint8Array(fs.readFileSync(f))).tensors.get('samples')!.data as Float32Array;
+    expectClose('default threads vs 1 thread', read(a), read(b), 1e-5);
+    for (const f of [a, b]) fs.rmSync(f);
   });
 });
 

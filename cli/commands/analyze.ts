@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DitMoeError } from '../../ref/errors.js';
 import { positiveInt } from '../options.js';
-import { kernelsFor } from '../backend.js';
+import { kernelsFor, backendOption, threadsOption } from '../backend.js';
 import { loadModelFile, readModelTensors, type ModelOptions } from '../loadModel.js';
 import { progressBar } from '../progress.js';
 import { parseLabels, type SampleRequest } from './sample.js';
@@ -35,8 +35,8 @@ export function register(program: Command): void {
     .option('--watch <i>', 'the image shown patch by patch in expert_map.png', (v) => parseInt(v, 10), 0)
     .option('--map-steps <n>', 'steps shown in expert_map.png', positiveInt('--map-steps'), 4)
     .option('--raw', 'also write routing.safetensors: every step\'s chosen experts and weights per token (grows with steps × images)')
-    .option('--backend <name>', 'ref | wasm | auto', 'auto')
-    .option('--threads <n>', 'worker threads for the wasm backend', (v) => parseInt(v, 10))
+    .addOption(backendOption('auto'))
+    .addOption(threadsOption())
     .action(async (o: { model: string; out: string; samples: number; class?: string; sampler?: string; steps: number; cfg: number; guidedChannels: string; seed: number; watch: number; mapSteps: number; raw?: boolean; backend: string; threads?: number } & ModelOptions) => {
       if (!Number.isFinite(o.cfg)) throw new DitMoeError(`guidance scale '${o.cfg}' is not a finite number`, '--cfg');
       if (!Number.isInteger(o.seed) || o.seed < 0) throw new DitMoeError('must be a non-negative integer', '--seed');

@@ -4,7 +4,7 @@ import { DitMoeError } from '../../ref/errors.js';
 import { serializeSafetensors } from '../../io/safetensors.js';
 import { runCase, compareTensors, formatCompareLine } from '../../conform/index.js';
 import { readSafetensorsFile, writeFileAtomic } from '../files.js';
-import { kernelsFor } from '../backend.js';
+import { kernelsFor, backendOption, threadsOption } from '../backend.js';
 import { loadModelFile, type ModelOptions } from '../loadModel.js';
 import type { DiTModel } from '../../ref/model.js';
 import type { DiTConfig } from '../../ref/config.js';
@@ -29,8 +29,8 @@ export function register(program: Command): void {
     .option('--preset <name>', 'model preset when the model file has no configuration')
     .option('--weights <which>', 'for a training checkpoint: model or ema (default for .pt: ema if present)')
     .requiredOption('--out <file>', 'result file (.safetensors)')
-    .option('--backend <name>', 'ref | wasm | auto', 'ref')
-    .option('--threads <n>', 'worker threads for the wasm backend', (v) => parseInt(v, 10))
+    .addOption(backendOption('ref'))
+    .addOption(threadsOption())
     .action(async (casePath: string, o: { model?: string; out: string; backend: string; threads?: number } & ModelOptions) => {
       const kase = readSafetensorsFile(casePath);
       const kernels = await kernelsFor(o.backend, o.threads);

@@ -5,7 +5,8 @@
  */
 import type { Command } from 'commander';
 import { DitMoeError } from '../../ref/errors.js';
-import { kernelsFor } from '../backend.js';
+import { kernelsFor, backendOption, threadsOption } from '../backend.js';
+import { numberArg } from '../options.js';
 import { loadModelFile, readModelTensors } from '../loadModel.js';
 import { writeFileAtomic, readSafetensorsFile } from '../files.js';
 import { gridPng } from '../images.js';
@@ -14,13 +15,6 @@ import { loadDataset } from '../../train/data.js';
 import { generateSamples, evaluateSamples } from '../../train/eval.js';
 import type { Objective } from '../../train/presets.js';
 
-function num(name: string, integer = false) {
-  return (v: string) => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new DitMoeError(`'${v}' is not ${integer ? 'an integer' : 'a number'}`, name);
-    return n;
-  };
-}
 
 export function register(program: Command): void {
   program
@@ -28,15 +22,15 @@ export function register(program: Command): void {
     .description('class-conditional sample quality: 1-nearest-neighbour accuracy over the MNIST pixels and the mean nearest-neighbour distance')
     .requiredOption('--model <file>', 'a model or training checkpoint (.safetensors with __metadata__.config)')
     .option('--weights <which>', 'ema | model: which weights of a training checkpoint (default: ema when present)')
-    .option('--samples <n>', 'number of samples, a multiple of the number of classes', num('--samples', true), 100)
+    .option('--samples <n>', 'number of samples, a multiple of the number of classes', numberArg('--samples', true), 100)
     .option('--data <mnist|file>', 'the reference images of the 1-NN classifier', 'mnist')
     .option('--objective <name>', 'flow | ddpm (default: from the file, else flow)')
-    .option('--steps <n>', 'sampling steps (Euler for flow, DDIM for ddpm)', num('--steps', true), 50)
-    .option('--cfg <scale>', 'guidance scale', num('--cfg'), 2)
-    .option('--seed <n>', 'seed of the start noise', num('--seed', true), 0)
+    .option('--steps <n>', 'sampling steps (Euler for flow, DDIM for ddpm)', numberArg('--steps', true), 50)
+    .option('--cfg <scale>', 'guidance scale', numberArg('--cfg'), 2)
+    .option('--seed <n>', 'seed of the start noise', numberArg('--seed', true), 0)
     .option('--grid <file.png>', 'also write the samples as a grid (one row per class)')
-    .option('--backend <name>', 'ref | wasm | auto', 'auto')
-    .option('--threads <n>', 'worker threads for the wasm backend', num('--threads', true))
+    .addOption(backendOption('auto'))
+    .addOption(threadsOption())
     .option('--json', 'print the report as JSON')
     .action(async (o: { model: string; weights?: string; samples: number; data: string; objective?: string; steps: number; cfg: number; seed: number; grid?: string; backend: string; threads?: number; json?: boolean }) => {
       const data = loadDataset(o.data);

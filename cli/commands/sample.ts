@@ -11,7 +11,7 @@ import { createDiffusion } from '../../ref/diffusion/respace.js';
 import { sampleDdim, sampleDdpm, sampleRectifiedFlow, type Guidance, type DiffusionModelFn } from '../../ref/diffusion/samplers.js';
 import { serializeSafetensors, f32, i64 } from '../../io/safetensors.js';
 import { writeFileAtomic } from '../files.js';
-import { kernelsFor } from '../backend.js';
+import { kernelsFor, backendOption, threadsOption } from '../backend.js';
 import { loadModelWithMetadata, type ModelOptions } from '../loadModel.js';
 import { DiTModel } from '../../ref/model.js';
 import { initializeWeights } from '../../ref/init.js';
@@ -82,8 +82,8 @@ export function register(program: Command): void {
     .option('--trajectory <file>', 'also write a PNG strip of the x0 predictions along the way')
     .option('--scale <n>', 'upscale factor of the PNG grid', positiveInt('--scale'))
     .option('--cols <n>', 'columns of the PNG grid (default: about √count)', positiveInt('--cols'))
-    .option('--backend <name>', 'ref | wasm | auto', 'auto')
-    .option('--threads <n>', 'worker threads for the wasm backend', (v) => parseInt(v, 10))
+    .addOption(backendOption('auto'))
+    .addOption(threadsOption())
     .action(async (o: { model?: string; initSeed: number; class?: string; count: number; sampler?: string; steps: number; cfg: number; guidedChannels: string; eta: number; seed: number; out: string; trajectory?: string; scale?: number; cols?: number; backend: string; threads?: number } & ModelOptions) => {
       if (!Number.isFinite(o.cfg)) throw new DitMoeError(`guidance scale '${o.cfg}' is not a finite number`, '--cfg');
       if (!Number.isInteger(o.seed) || o.seed < 0) throw new DitMoeError('must be a non-negative integer', '--seed');

