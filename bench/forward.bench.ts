@@ -86,12 +86,13 @@ export async function benchForward(backends: [string, Kernels][], preset = 'S/2'
 
 /** The kernels of the module in groups, for the profile table. */
 const GROUPS: [string, RegExp][] = [
-  ['MoE dispatch and combine (gather-pack, scatter-add)', /^(packARowsGather|scatterAddRows)$/],
-  ['GEMM (packed products)', /^gemmPacked/],
+  ['routed experts, each whole (expertForward: its rows gathered into packed A, three products, the gate)', /^expertForward$/],
+  ['MoE combine (weighted scatter-add) and gathers outside expertForward', /^(packARowsGather|scatterAddRows)$/],
+  ['GEMM (packed products outside expertForward: qkv, projection, shared expert, adaLN, router, final layer)', /^gemmPacked/],
   ['packing of operands (A per call; weights once)', /^pack/],
   ['attention (scores, softmax, P·V per head)', /^(attention|softmax)/],
   ['LayerNorm', /^layerNorm/],
-  ['SwiGLU gate, SiLU', /^(swiglu|silu|exp)/],
+  ['SwiGLU gate, SiLU, exp (outside expertForward)', /^(swiglu|silu|expArray)/],
 ];
 
 /** Milliseconds per group of kernels in a profile (first matching group), and the unmatched exports. */

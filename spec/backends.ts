@@ -4,11 +4,30 @@
  * (built by `npm run build:wasm`, which `npm ci` runs).
  */
 import { refKernels, type Kernels } from '../ref/kernels.js';
-import { createWasmKernelsSync } from '../wasm/node.js';
+import { createWasmKernels, createWasmKernelsSync, type WasmKernels } from '../wasm/node.js';
 
 let list: [string, Kernels][] | null = null;
 
 export function backends(): [string, Kernels][] {
   if (!list) list = [['ref', refKernels], ['wasm', createWasmKernelsSync()]];
   return list;
+}
+
+/**
+ * The kernel suites' backends: ref, wasm (1 thread), and wasm on 2 threads with every product
+ * and attention split between the threads however small (minParallelFlops 0), so the split
+ * paths meet every shape. `dispose` stops the worker thread (call it in afterAll).
+ */
+export async function backendsWithThreads(): Promise<{ list: [string, Kernels][]; wasm: WasmKernels; dispose: () => void }> {
+  const wasm = await createWasmKernels();
+  const wasm2 = await createWasmKernels({ threads: 2, minParallelFlops: 0 });
+  return {
+    list: [
+      ['ref', refKernels],
+      ['wasm', wasm],
+      ['wasm 2 threads', wasm2],
+    ],
+    wasm,
+    dispose: () => wasm2.dispose(),
+  };
 }

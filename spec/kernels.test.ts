@@ -35,33 +35,16 @@ import { createWasmKernelsFrom, createSharedMemory } from '../wasm/backend.js';
 import { createThreadPool } from '../wasm/threads.js';
 import { Arena } from '../wasm/arena.js';
 import { expectClose } from './golden.js';
+import { backendsWithThreads } from './backends.js';
+import { rng } from './random.js';
 
-const wasm = await createWasmKernels();
-// two threads, every product split however small, so the split paths meet every shape
-const wasm2 = await createWasmKernels({ threads: 2, minParallelFlops: 0 });
-afterAll(() => wasm2.dispose());
-const BACKENDS: [string, Kernels][] = [
-  ['ref', refKernels],
-  ['wasm', wasm],
-  ['wasm 2 threads', wasm2],
-];
+const { list: BACKENDS, wasm, dispose } = await backendsWithThreads();
+afterAll(dispose);
 const TOL = 1e-5;
 const FD_TOL = 1e-4;
 const RUNS = 20;
 
 // ---------- inputs ----------
-
-/** A small deterministic PRNG (mulberry32), so a fast-check seed fixes every array. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SPECIAL = [0, 1e4, -1e4, 1e-40, -1e-40, 1.4e-45, 0, -0];
 

@@ -9,33 +9,16 @@
  */
 import { describe, it, expect, afterAll } from 'vitest';
 import fc from 'fast-check';
-import { refKernels, type Kernels } from '../ref/kernels.js';
 import { moeForward, moeBackward, type MoeWeights, type MoeGrads, type SwigluWeights } from '../ref/moe.js';
 import { dispatchByExpert } from '../ref/moeExperts.js';
-import { createWasmKernels } from '../wasm/node.js';
 import { expectClose } from './golden.js';
+import { backendsWithThreads } from './backends.js';
+import { rng } from './random.js';
 import { expectOurError } from './errors.js';
 
-const wasm = await createWasmKernels();
-const wasm2 = await createWasmKernels({ threads: 2, minParallelFlops: 0 });
-afterAll(() => wasm2.dispose());
-const BACKENDS: [string, Kernels][] = [
-  ['ref', refKernels],
-  ['wasm', wasm],
-  ['wasm 2 threads', wasm2],
-];
+const { list: BACKENDS, wasm, dispose } = await backendsWithThreads();
+afterAll(dispose);
 
-/** mulberry32: a seed fixes every array. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Case {
   M: number;
