@@ -326,6 +326,51 @@ class WasmBackend implements WasmKernels {
     );
   }
 
+  /**
+   * A row-wise or elementwise kernel over [0, n) cut into one range per thread (range starts
+   * aligned to `align`: row pairs of packed A, 16-column panels of packed B) when `work` is
+   * worth waking a worker; args(lo, hi) gives the call's arguments for one range.
+   */
+  private split(fn: 'swigluGate' | 'swigluGateBackward' | 'packARows' | 'packACols' | 'packBKN' | 'layerNormForward' | 'layerNormBackward', n: number, align: number, work: number, args: (lo: number, hi: number) => number[]): void {
+    const parts = this.parts(work);
+    const per = Math.ceil(n / parts / align) * align;
+    if (parts === 1 || per >= n) {
+      (this.exports[fn] as (...a: number[]) => void)(...args(0, n));
+      return;
+    }
+    const calls: Call[] = [];
+    for (let lo = 0; lo < n; lo += per) calls.push([fn, args(lo, Math.min(n, lo + per))]);
+    this.runCalls(
+      calls,
+      Array.from({ length: parts }, () => []),
+    );
+  }
+
+  /** h = silu(g) ⊙ u over n elements, shared by the threads. */
+  private gate(h: number, g: number, u: number, n: number): void {
+    this.split('swigluGate', n, 4, 8 * n, (lo, hi) => [h + lo * 4, g + lo * 4, u + lo * 4, hi - lo]);
+  }
+
+  /** dg, du from dh, g, u over n elements, shared by the threads. */
+  private gateBackward(dg: number, du: number, dh: number, g: number, u: number, n: number): void {
+    this.split('swigluGateBackward', n, 4, 12 * n, (lo, hi) => [dg + lo * 4, du + lo * 4, dh + lo * 4, g + lo * 4, u + lo * 4, hi - lo]);
+  }
+
+  /** packARows by row pairs, shared by the threads. */
+  private packRows(ap: number, a: number, lda: number, M: number, K: number): void {
+    this.split('packARows', M, 2, 2 * M * K, (lo, hi) => [ap + lo * K * 4, a + lo * lda * 4, lda, hi - lo, K]);
+  }
+
+  /** packACols (A given transposed) by row pairs of A, shared by the threads. */
+  private packCols(ap: number, a: number, lda: number, M: number, K: number): void {
+    this.split('packACols', M, 2, 2 * M * K, (lo, hi) => [ap + lo * K * 4, a + lo * 4, lda, hi - lo, K]);
+  }
+
+  /** packBKN by 16-column panels, shared by the threads. */
+  private packKN(bp: number, b: number, ldb: number, N: number, K: number): void {
+    this.split('packBKN', N, 16, 2 * N * K, (lo, hi) => [bp + lo * K * 4, b + lo * 4, ldb, hi - lo, K]);
+  }
+
   weightsChanged(): void {
     for (const p of [...this.live]) this.drop(p);
     this.cache = new WeakMap();
@@ -403,7 +448,7 @@ class WasmBackend implements WasmKernels {
       const pc = s.alloc(M * N);
       const ap = s.alloc(e.packedASize(M, K));
       e.fillRows(pc, N, pb, M, N);
-      e.packARows(ap, px, K, M, K);
+      this.packRows(ap, px, K, M, K);
       this.gemm(pc, N, ap, bp, M, N, K);
       a.get(out, pc, M * N);
     });
@@ -424,7 +469,7 @@ class WasmBackend implements WasmKernels {
       if (dx && K > 0) {
         const pdx = s.put(dx, M * K);
         const ap = s.alloc(e.packedASize(M, N));
-        e.packARows(ap, pd, N, M, N);
+        this.packRows(ap, pd, N, M, N);
         this.gemm(pdx, K, ap, bpW, M, K, N); // dx += dout·w: reduction over N
         a.get(dx, pdx, M * K);
       }
@@ -433,8 +478,8 @@ class WasmBackend implements WasmKernels {
         const pdw = s.put(dw, N * K);
         const ap = s.alloc(e.packedASize(N, M));
         const bp = s.alloc(e.packedBSize(K, M));
-        e.packACols(ap, pd, N, N, M); // A = doutᵀ [N, M]
-        e.packBKN(bp, px, K, K, M); // B = x [M, K]
+        this.packCols(ap, pd, N, N, M); // A = doutᵀ [N, M]
+        this.packKN(bp, px, K, K, M); // B = x [M, K]
         this.gemm(pdw, K, ap, bp, N, K, M);
         a.get(dw, pdw, N * K);
       }
@@ -452,7 +497,6 @@ class WasmBackend implements WasmKernels {
     dims(where, M, D);
     size(where, 'out', out, M * D), size(where, 'mean', mean, M), size(where, 'rstd', rstd, M), size(where, 'x', x, M * D), size(where, 'w', w, D), size(where, 'b', b, D);
     if (M === 0) return;
-    const e = this.exports;
     const a = this.arena;
     this.scratch((s) => {
       const px = s.put(x, M * D);
@@ -461,7 +505,8 @@ class WasmBackend implements WasmKernels {
       const po = s.alloc(M * D);
       const pm = s.alloc(M);
       const pr = s.alloc(M);
-      e.layerNormForward(po, pm, pr, px, pw, pb, M, D, eps);
+      // rows are independent: shared by the threads
+      this.split('layerNormForward', M, 1, 8 * M * D, (lo, hi) => [po + lo * D * 4, pm + lo * 4, pr + lo * 4, px + lo * D * 4, pw, pb, hi - lo, D, eps]);
       a.get(out, po, M * D);
       a.get(mean, pm, M);
       a.get(rstd, pr, M);
@@ -485,7 +530,9 @@ class WasmBackend implements WasmKernels {
       const pw = w ? s.put(w, D) : 0;
       const pdw = dw ? s.put(dw, D) : 0;
       const pdb = db ? s.put(db, D) : 0;
-      e.layerNormBackward(pdx, pdw, pdb, pdo, px, pw, pm, pr, M, D);
+      // rows are independent unless dw, db sum over them: then one thread
+      if (dw || db) e.layerNormBackward(pdx, pdw, pdb, pdo, px, pw, pm, pr, M, D);
+      else this.split('layerNormBackward', M, 1, 10 * M * D, (lo, hi) => [pdx + lo * D * 4, 0, 0, pdo + lo * D * 4, px + lo * D * 4, pw, pm + lo * 4, pr + lo * 4, hi - lo, D]);
       a.get(dx, pdx, M * D);
       if (dw) a.get(dw, pdw, D);
       if (db) a.get(db, pdb, D);
@@ -588,11 +635,11 @@ class WasmBackend implements WasmKernels {
       const ph = s.alloc(M * F);
       const po = s.zeros(M * D);
       const ap = s.alloc(e.packedASize(M, Math.max(D, F)));
-      e.packARows(ap, px, D, M, D);
+      this.packRows(ap, px, D, M, D);
       this.gemm(pg, F, ap, bg, M, F, D); // g = x Wgᵀ
       this.gemm(pu, F, ap, bu, M, F, D); // u = x Wuᵀ
-      e.swigluGate(ph, pg, pu, M * F); // h = silu(g) ⊙ u
-      e.packARows(ap, ph, F, M, F);
+      this.gate(ph, pg, pu, M * F); // h = silu(g) ⊙ u
+      this.packRows(ap, ph, F, M, F);
       this.gemm(po, D, ap, bd, M, D, F); // y = h Wdᵀ
       a.get(out, po, M * D);
       if (gate) a.get(gate, pg, M * F);
@@ -658,8 +705,8 @@ class WasmBackend implements WasmKernels {
           e.packARowsGather(ap, px, D, slots[i], k, n, D); // A = x[slots / k]
           this.gemm(pg, F, ap, packed[i].g, n, F, D); // g = A Wgᵀ
           this.gemm(pu, F, ap, packed[i].u, n, F, D); // u = A Wuᵀ
-          e.swigluGate(ph, pg, pu, n * F); // h = silu(g) ⊙ u
-          e.packARows(ap, ph, F, n, F);
+          this.gate(ph, pg, pu, n * F); // h = silu(g) ⊙ u
+          this.packRows(ap, ph, F, n, F);
           this.gemm(ys[i], D, ap, packed[i].d, n, D, F); // y = h Wdᵀ
         });
       }
@@ -702,21 +749,21 @@ class WasmBackend implements WasmKernels {
       const pdwg = s.put(dwg, F * D);
       const pdwu = s.put(dwu, F * D);
       const pdwd = s.put(dwd, D * F);
-      e.swigluGate(ph, pg, pu, n); // h = silu(g) ⊙ u, recomputed
-      e.packARows(ap, pdo, D, M, D);
+      this.gate(ph, pg, pu, n); // h = silu(g) ⊙ u, recomputed
+      this.packRows(ap, pdo, D, M, D);
       this.gemm(pdh, F, ap, bdT, M, F, D); // dh = dy·Wd
-      e.packACols(apT, pdo, D, D, M);
-      e.packBKN(bpT, ph, F, F, M);
+      this.packCols(apT, pdo, D, D, M);
+      this.packKN(bpT, ph, F, F, M);
       this.gemm(pdwd, F, apT, bpT, D, F, M); // dWd += dyᵀ·h
-      e.swigluGateBackward(pdg, pdu, pdh, pg, pu, n);
-      e.packARows(ap, pdg, F, M, F);
+      this.gateBackward(pdg, pdu, pdh, pg, pu, n);
+      this.packRows(ap, pdg, F, M, F);
       this.gemm(pdx, D, ap, bgT, M, D, F); // dx += dg·Wg
-      e.packARows(ap, pdu, F, M, F);
+      this.packRows(ap, pdu, F, M, F);
       this.gemm(pdx, D, ap, buT, M, D, F); // dx += du·Wu
-      e.packBKN(bpT, px, D, D, M); // B = x [M, D]
-      e.packACols(apT, pdg, F, F, M);
+      this.packKN(bpT, px, D, D, M); // B = x [M, D]
+      this.packCols(apT, pdg, F, F, M);
       this.gemm(pdwg, D, apT, bpT, F, D, M); // dWg += dgᵀ·x
-      e.packACols(apT, pdu, F, F, M);
+      this.packCols(apT, pdu, F, F, M);
       this.gemm(pdwu, D, apT, bpT, F, D, M); // dWu += duᵀ·x
       a.get(dx, pdx, M * D);
       a.get(dwg, pdwg, F * D);
