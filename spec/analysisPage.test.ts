@@ -5,14 +5,13 @@
  * Without /usr/bin/chromium the browser test is skipped (install: apt-get install -y chromium).
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { runCli } from './runCli.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { GOLDEN_DIR } from './golden.js';
 
-const CLI = path.join(GOLDEN_DIR, '..', 'dist', 'cli', 'main.js');
 const MODEL = path.join(GOLDEN_DIR, 'tiny.model.safetensors');
 const CHROMIUM = '/usr/bin/chromium';
 const HAS_CHROMIUM = fs.existsSync(CHROMIUM);
@@ -21,10 +20,7 @@ if (!HAS_CHROMIUM) console.warn(`analysisPage: ${CHROMIUM} is absent, so the hea
 let dir = '';
 let out = '';
 
-function run(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const run = runCli;
 
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dit-moe-analyze-'));

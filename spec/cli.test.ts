@@ -3,21 +3,17 @@
  * file/tensor/field, exit code 2, no stack trace, and no output file left behind.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { GOLDEN_DIR, expectClose } from './golden.js';
+import { runCli } from './runCli.js';
 import { parseSafetensors, serializeSafetensors, f32, i64 } from '../io/safetensors.js';
 
-const CLI = path.join(GOLDEN_DIR, '..', 'dist', 'cli', 'main.js');
 let dir = '';
 const G = (f: string) => path.join(GOLDEN_DIR, f);
 
-function run(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const run = runCli;
 
 /** Exit 2, exactly one line on stderr that contains every fragment, no stack trace. */
 function expectBadInput(r: ReturnType<typeof run>, ...fragments: string[]) {
@@ -208,9 +204,10 @@ describe('dit-moe convert --dtype', () => {
 describe('dit-moe sample on a freshly initialised preset', () => {
   it('samples without a model file, and needs either --model or --preset', () => {
     const out = path.join(dir, 'fresh.safetensors');
-    const r = run('sample', '--preset', 'S/8', '--count', '2', '--steps', '2', '--sampler', 'ddim', '--out', out);
+    const r = run('sample', '--preset', 'S/8', '--experts', '2', '--count', '2', '--steps', '2', '--sampler', 'ddim', '--out', out);
     expect(r.code, r.err).toBe(0);
     expect(parseSafetensors(new Uint8Array(fs.readFileSync(out))).tensors.get('samples')!.shape).toEqual([2, 4, 32, 32]);
+    expectBadInput(run('sample', '--model', G('tiny.model.safetensors'), '--experts', '2', '--out', out), '--experts');
     fs.rmSync(out);
     expectBadInput(run('sample', '--count', '2', '--out', out), '--model', '--preset');
   });

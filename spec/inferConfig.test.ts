@@ -11,7 +11,7 @@ import { describe, it, expect } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { runCli } from './runCli.js';
 import fc from 'fast-check';
 import { DitMoeError } from '../ref/errors.js';
 import { PRESETS, presetConfig, validateConfig, type DiTConfig } from '../ref/config.js';
@@ -256,11 +256,7 @@ describe('--weights model|ema', () => {
 });
 
 describe('dit-moe info / conform / convert on a .pt without a configuration', () => {
-  const CLI = path.join(GOLDEN_DIR, '..', 'dist', 'cli', 'main.js');
-  const cli = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-    return { code: r.status, out: r.stdout, err: r.stderr };
-  };
+  const cli = runCli;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dit-moe-infer-'));
   // The parameter count, independently: the golden state dict's sizes.
   const total = [...TINY.tensors.values()].reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);

@@ -34,6 +34,7 @@ import * as fs from 'node:fs';
 import { createWasmKernelsFrom, createSharedMemory } from '../wasm/backend.js';
 import { createThreadPool } from '../wasm/threads.js';
 import { Arena } from '../wasm/arena.js';
+import { webAssembly } from '../wasm/webassembly.js';
 import { expectClose } from './golden.js';
 import { backendsWithThreads } from './backends.js';
 import { rng } from './random.js';
@@ -636,10 +637,10 @@ describe('wasm internals', () => {
     expect(() => wasm.linear(new Float32Array(5), new Float32Array(6), new Float32Array(6), null, 2, 3, 3)).toThrow(/out has 5 elements, needs 6/);
     expect(() => wasm.attention(new Float32Array(4), null, new Float32Array(12), 1, 2, 1, 2.5)).toThrow(DitMoeError);
     // a worker that cannot instantiate (the one-thread build on a shared memory)
-    const plain = new WebAssembly.Module(fs.readFileSync(kernelsWasmPath()));
+    const plain = new (webAssembly()!.Module)(fs.readFileSync(kernelsWasmPath()));
     await expect(createThreadPool(plain, createSharedMemory(), 1)).rejects.toThrow(/^wasm threads: cannot start 1 worker thread\(s\)/);
     // a memory that cannot grow (its maximum is 2 pages)
-    const small = new Arena(new WebAssembly.Memory({ initial: 1, maximum: 2 }), 0);
+    const small = new Arena(new (webAssembly()!.Memory)({ initial: 1, maximum: 2 }), 0);
     small.alloc(1000);
     expect(() => small.alloc(100_000)).toThrow(/^wasm memory: cannot grow to [\d.]+ MiB/);
     await expect(createWasmKernels({ threads: 0 })).rejects.toThrow(/threads must be an integer/);

@@ -4,7 +4,7 @@
  * good checkpoint; bad input is one line, exit 2.
  */
 import { describe, it, expect } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { runCli } from './runCli.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,7 +12,6 @@ import { Trainer } from '../train/trainer.js';
 import { runTraining, checkpointPath } from '../train/run.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import { nearestNeighbours, evaluateSamples } from '../train/eval.js';
-import { GOLDEN_DIR } from './golden.js';
 import { tinyModel, barsDataset, args } from './trainHelpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ditmoe-run-'));
@@ -84,29 +83,28 @@ describe('1-NN evaluation', () => {
 });
 
 describe('train and eval commands', () => {
-  const CLI = path.join(GOLDEN_DIR, '..', 'dist', 'cli', 'main.js');
-  const run = (...a: string[]) => spawnSync(process.execPath, [CLI, ...a], { encoding: 'utf8' });
+  const run = runCli;
   const bad = (r: ReturnType<typeof run>, frag: string) => {
-    expect(r.status, r.stderr).toBe(2);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toContain(frag);
+    expect(r.code, r.err).toBe(2);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(r.err).toContain(frag);
   };
   it('trains, resumes, evaluates; refuses bad input with one line', () => {
     const out = path.join(tmp, 'cli');
     const base = ['train', '--preset', 'mnist-tiny', '--batch', '8', '--backend', 'ref', '--sample-every', '0', '--samples-per-class', '1', '--sample-steps', '2', '--out', out];
     const r1 = run(...base, '--steps', '2');
-    expect(r1.status, r1.stderr).toBe(0);
+    expect(r1.code, r1.err).toBe(0);
     bad(run(...base, '--steps', '3'), 'continue it with --resume');
     bad(run(...base, '--steps', '3', '--resume', '--preset', 'mnist-xs'), 'another model configuration');
     bad(run(...base, '--steps', '3', '--resume', '--lr', '0.1'), 'was trained with lr = 0.0003');
     const r2 = run(...base, '--steps', '3', '--resume');
-    expect(r2.status, r2.stderr).toBe(0);
-    expect(r2.stdout).toContain('step 3');
+    expect(r2.code, r2.err).toBe(0);
+    expect(r2.out).toContain('step 3');
     bad(run('train', '--preset', 'mnist-tiny', '--batch', '20000', '--backend', 'ref', '--out', path.join(tmp, 'big')), 'batch 20000 is larger than the data set (10000 images)');
     bad(run('train', '--data', path.join(tmp, 'none.safetensors'), '--backend', 'ref', '--out', path.join(tmp, 'x')), 'no such file');
     const ev = run('eval', '--model', path.join(out, 'model.safetensors'), '--samples', '10', '--steps', '2', '--backend', 'ref', '--json');
-    expect(ev.status, ev.stderr).toBe(0);
-    const rep = JSON.parse(ev.stdout) as { accuracy: number; samples: number; meanNNDistance: number };
+    expect(ev.code, ev.err).toBe(0);
+    const rep = JSON.parse(ev.out) as { accuracy: number; samples: number; meanNNDistance: number };
     expect(rep.samples).toBe(10);
     expect(rep.accuracy).toBeGreaterThanOrEqual(0);
     expect(rep.meanNNDistance).toBeGreaterThan(0);

@@ -16,7 +16,7 @@ import { describe, it, expect } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { runCli } from './runCli.js';
 import { DitMoeError } from '../ref/errors.js';
 import { validateConfig, type DiTConfig } from '../ref/config.js';
 import { DiTModel, loadWeights } from '../ref/model.js';
@@ -128,11 +128,7 @@ describe('upcycle: the output is preserved', () => {
 });
 
 describe('dit-moe upcycle', () => {
-  const CLI = path.join(GOLDEN_DIR, '..', 'dist', 'cli', 'main.js');
-  const cli = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-    return { code: r.status, out: r.stdout, err: r.stderr };
-  };
+  const cli = runCli;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dit-moe-upcycle-'));
   const srcFile = path.join(dir, 'one.safetensors');
   const src = oneExpert();

@@ -69,6 +69,7 @@ export function register(program: Command): void {
     .option('--config <json|file>', 'model configuration when the file has none')
     .option('--preset <name>', 'model preset when the file has no configuration, or, without --model, the preset to initialise')
     .option('--init-seed <n>', 'seed of the fresh initialisation (without --model)', (v) => parseInt(v, 10), 0)
+    .option('--experts <n>', 'routed experts of the fresh --preset (without --model; default: the preset\'s)', positiveInt('--experts'))
     .option('--weights <which>', 'for a training checkpoint: model or ema (default for .pt: ema if present)')
     .option('--class <c[,c...]>', 'class label(s), cycled over the samples (default 0, 1, 2, ...)')
     .option('--count <n>', 'number of samples', positiveInt('--count'), 16)
@@ -84,17 +85,21 @@ export function register(program: Command): void {
     .option('--cols <n>', 'columns of the PNG grid (default: about √count)', positiveInt('--cols'))
     .addOption(backendOption('auto'))
     .addOption(threadsOption())
-    .action(async (o: { model?: string; initSeed: number; class?: string; count: number; sampler?: string; steps: number; cfg: number; guidedChannels: string; eta: number; seed: number; out: string; trajectory?: string; scale?: number; cols?: number; backend: string; threads?: number } & ModelOptions) => {
+    .action(async (o: { model?: string; initSeed: number; class?: string; count: number; sampler?: string; steps: number; cfg: number; guidedChannels: string; eta: number; seed: number; out: string; trajectory?: string; scale?: number; cols?: number; backend: string; threads?: number; experts?: number } & ModelOptions) => {
       if (!Number.isFinite(o.cfg)) throw new DitMoeError(`guidance scale '${o.cfg}' is not a finite number`, '--cfg');
       if (!Number.isInteger(o.seed) || o.seed < 0) throw new DitMoeError('must be a non-negative integer', '--seed');
       const guidedChannels = o.guidedChannels === 'all' ? 'all' : Number(o.guidedChannels);
       if (guidedChannels !== 'all' && !(Number.isInteger(guidedChannels) && guidedChannels >= 0)) throw new DitMoeError(`'${o.guidedChannels}' is neither 'all' nor a channel count`, '--guided-channels');
       if (!/\.(png|safetensors)$/i.test(o.out)) throw new DitMoeError('must end in .png or .safetensors', '--out');
+      if (o.experts !== undefined && o.model) throw new DitMoeError('sets the experts of a fresh --preset; a model file has its own', '--experts');
       const kernels = await kernelsFor(o.backend, o.threads);
       let model: DiTModel;
       let meta: Record<string, string> = {};
       if (o.model) ({ model, metadata: meta } = await loadModelWithMetadata(o.model, kernels, o));
-      else if (o.preset) model = new DiTModel(presetConfig(o.preset), initializeWeights(presetConfig(o.preset), o.initSeed), kernels);
+      else if (o.preset) {
+        const c = presetConfig(o.preset, o.experts !== undefined ? { num_experts: o.experts } : {});
+        model = new DiTModel(c, initializeWeights(c, o.initSeed), kernels);
+      }
       else throw new DitMoeError('name a model file (--model) or a preset to initialise (--preset)', 'sample');
       const sampler = (o.sampler ?? (meta.objective === 'flow' || !model.config.learn_sigma ? 'flow' : 'ddpm')) as SampleRequest['sampler'];
       if (!['ddpm', 'ddim', 'flow'].includes(sampler)) throw new DitMoeError(`unknown sampler '${sampler}' (ddpm, ddim, flow)`, '--sampler');
