@@ -15,7 +15,6 @@ import { loadDataset } from '../../train/data.js';
 import { generateSamples, evaluateSamples } from '../../train/eval.js';
 import type { Objective } from '../../train/presets.js';
 
-
 export function register(program: Command): void {
   program
     .command('eval')
