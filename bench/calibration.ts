@@ -9,8 +9,20 @@
 import { webAssembly } from '../wasm/webassembly.js';
 import type { WasmKernels } from '../wasm/backend.js';
 
+/** Both ceilings of this moment, in GFLOP/s per core. */
+export interface Ceilings {
+  l1: number;
+  reg: number;
+}
+
+/** A function measuring both ceilings now (call it before and after a table). */
+export async function ceilings(wasm: WasmKernels): Promise<() => Ceilings> {
+  const peak = await registerPeak();
+  return () => ({ l1: l1MicroKernelRate(wasm), reg: peak(40) });
+}
+
 /** GFLOP/s of the fastest of 40 runs of 200 micro-kernel products on L1-resident operands. */
-export function l1MicroKernelRate(wasm: WasmKernels): number {
+function l1MicroKernelRate(wasm: WasmKernels): number {
   const e = wasm.exports;
   const a = wasm.arena;
   const [M, K, N] = [16, 256, 16];
@@ -44,7 +56,7 @@ export const PEAK_CHAINS = 12;
  * pipes. 8 accumulators with the product off the chain (acc += x·y) measure the same ~55,
  * but there the 8 products are one and the same, which V8 may compute once.
  */
-export async function registerPeak(): Promise<(runs: number) => number> {
+async function registerPeak(): Promise<(runs: number) => number> {
   const uleb = (v: number): number[] => {
     const o: number[] = [];
     do {

@@ -17,7 +17,7 @@ import type { ParamStore } from '../ref/params.js';
 import { moeForward, type MoeDims, type MoeWeights } from '../ref/moe.js';
 import { dispatchByExpert } from '../ref/moeExperts.js';
 import type { KernelProfile, WasmKernels } from '../wasm/backend.js';
-import { l1MicroKernelRate, registerPeak } from './calibration.js';
+import { ceilings } from './calibration.js';
 
 export interface ForwardBenchRow {
   backend: string;
@@ -200,8 +200,7 @@ export async function run(log: (line: string) => void): Promise<string> {
       ['wasm 1 thread', wasm1],
       ['wasm 2 threads', wasm2],
     ];
-    const peak = await registerPeak();
-    const ceiling = () => ({ l1: l1MicroKernelRate(wasm1), reg: peak(40) });
+    const ceiling = await ceilings(wasm1);
     const before = ceiling();
     const rows = await benchForward(backends, 'S/2', 8, 2, log);
     const moe: number[] = [];

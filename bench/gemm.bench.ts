@@ -29,7 +29,7 @@
 import Benchmark from 'benchmark';
 import { refKernels, type Kernels } from '../ref/kernels.js';
 import { createWasmKernels } from '../wasm/node.js';
-import { l1MicroKernelRate, registerPeak, PEAK_CHAINS } from './calibration.js';
+import { ceilings, PEAK_CHAINS } from './calibration.js';
 import { onnxRuntimeWeb } from './onnxPeer.js';
 
 export const title = 'GEMM (linear layer, weight [N, K]), GFLOP/s';
@@ -51,6 +51,9 @@ function random(n: number, seed: number): Float32Array {
   }
   return a;
 }
+
+/** A rate as the tables print it: mean (fastest sample), or n/a. */
+const f = (r: Rate | null) => (r ? `${r.mean.toFixed(1)} (${r.best.toFixed(1)})` : 'n/a');
 
 function validate(name: string, got: Float32Array, want: Float32Array): void {
   let scale = 1;
@@ -147,11 +150,9 @@ export async function run(log: (line: string) => void): Promise<string> {
   const e = wasm.exports;
   const a = wasm.arena;
   const rows: string[] = [];
-  const l1Rate = () => l1MicroKernelRate(wasm);
-  // and the register peak of f32x4 mul + add (no memory traffic), the ceiling of any kernel
-  const registerRate = await registerPeak();
-  const l1Before = l1Rate();
-  const regBefore = registerRate(40);
+  // the ceilings of this moment (bench/calibration.ts), before and after the table
+  const ceiling = await ceilings(wasm);
+  const { l1: l1Before, reg: regBefore } = ceiling();
   log(`calibration: L1 micro-kernel ${l1Before.toFixed(1)} GFLOP/s, register peak ${regBefore.toFixed(1)} GFLOP/s`);
   const peers = [tfjs, ort1, ort2];
   const rates: { shape: string; ref: number; lin: Rate; core: Rate; lin2: Rate; peer: (Rate | null)[] }[] = [];
@@ -209,21 +210,18 @@ export async function run(log: (line: string) => void): Promise<string> {
       gPeers.push(await prepared.measure(flops, 3));
       await prepared.dispose();
     }
-    const f = (r: Rate | null) => (r ? `${r.mean.toFixed(1)} (${r.best.toFixed(1)})` : 'n/a');
     log(
       `${shape}: ref ${gRef.mean.toFixed(2)}, wasm linear ${f(gLin)}, wasm core ${f(gCore)}, wasm linear 2 threads ${f(gLin2)}, ` +
         `tfjs-wasm ${f(gPeers[0])}, onnxruntime-web 1 thread ${f(gPeers[1])}, 2 threads ${f(gPeers[2])} GFLOP/s`,
     );
     rates.push({ shape, ref: gRef.mean, lin: gLin, core: gCore, lin2: gLin2, peer: gPeers });
   }
-  const l1After = l1Rate();
-  const regAfter = registerRate(40);
+  const { l1: l1After, reg: regAfter } = ceiling();
   wasm2.dispose();
   for (const peer of peers) await peer?.dispose();
 
   // the percentages against the larger (least disturbed) of the two register-peak runs
   const peak = Math.max(regBefore, regAfter);
-  const f = (r: Rate | null) => (r ? `${r.mean.toFixed(1)} (${r.best.toFixed(1)})` : 'n/a');
   const ratio = (ours: Rate, theirs: Rate | null) => (theirs ? `${(ours.mean / theirs.mean).toFixed(2)}×` : 'n/a');
   const pct = (r: number, cores: number) => `${((100 * r) / (cores * peak)).toFixed(0)}%`;
   rows.push('GFLOP/s = 2·M·N·K / time; mean over benchmark.js samples, and (in brackets) the fastest sample.');

@@ -15,7 +15,7 @@ import { makeRng } from '../ref/diffusion/rng.js';
 import { Trainer, DEFAULT_TRAIN_ARGS } from '../train/trainer.js';
 import { trainPresetConfig } from '../train/presets.js';
 import { loadMnist } from '../train/data.js';
-import { l1MicroKernelRate, registerPeak } from './calibration.js';
+import { ceilings } from './calibration.js';
 
 export const title = 'Training steps/s (mnist-s: the CPU-training anchor, batch 128, rectified flow)';
 
@@ -80,8 +80,11 @@ export async function run(log: (line: string) => void = console.log): Promise<st
   // the ceilings of this machine at this moment, before and after the timing (bench/calibration.ts)
   const { createWasmKernels } = await import('../wasm/node.js');
   const calib = await createWasmKernels();
-  const peak = await registerPeak();
-  const ceiling = () => `L1 micro-kernel ${l1MicroKernelRate(calib).toFixed(1)} GFLOP/s, register peak ${peak(40).toFixed(1)} GFLOP/s`;
+  const measureCeilings = await ceilings(calib);
+  const ceiling = () => {
+    const c = measureCeilings();
+    return `L1 micro-kernel ${c.l1.toFixed(1)} GFLOP/s, register peak ${c.reg.toFixed(1)} GFLOP/s`;
+  };
   const before = ceiling();
   const rows = ['| backend | s/step | steps/s | vs official PyTorch (0.75 steps/s) |', '|---|---|---|---|'];
   for (const [name, k] of backends) {

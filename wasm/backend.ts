@@ -17,7 +17,7 @@ import { DitMoeError } from '../ref/errors.js';
 import type { Kernels } from '../ref/kernels.js';
 import { Arena } from './arena.js';
 import { webAssembly, type WasmBytes, type WasmModule, type WasmMemory } from './webassembly.js';
-import type { Call, ThreadPool } from './threads.js';
+import type { Call, ThreadPool, WorkerFunction } from './threads.js';
 import type { SwigluWeights } from '../ref/moe.js';
 import { dispatchByExpert } from '../ref/moeExperts.js';
 
@@ -331,7 +331,7 @@ class WasmBackend implements WasmKernels {
    * aligned to `align`: row pairs of packed A, 16-column panels of packed B) when `work` is
    * worth waking a worker; args(lo, hi) gives the call's arguments for one range.
    */
-  private split(fn: 'swigluGate' | 'swigluGateBackward' | 'packARows' | 'packACols' | 'packBKN' | 'layerNormForward' | 'layerNormBackward', n: number, align: number, work: number, args: (lo: number, hi: number) => number[]): void {
+  private split(fn: WorkerFunction, n: number, align: number, work: number, args: (lo: number, hi: number) => number[]): void {
     const parts = this.parts(work);
     const per = Math.ceil(n / parts / align) * align;
     if (parts === 1 || per >= n) {
