@@ -58,6 +58,7 @@ registerCaseKind('train', (c, ctx) => {
     ddpmLossBackward(dout, sched, x0, xt, noise, t, r.out, B, C, HW);
     ddpmGrads = model.params.zerosLike();
     model.backward(dout, r.cache!, ddpmGrads, 1);
+    model.release(r.cache!);
     gradTensors('grad', ddpmGrads, outs);
   }
 
@@ -74,6 +75,7 @@ registerCaseKind('train', (c, ctx) => {
     rfLossBackward(dout, r.out, x0, z1, B, C, HW, outC);
     const grads = model.params.zerosLike();
     model.backward(dout, r.cache!, grads, 1);
+    model.release(r.cache!);
     gradTensors('rfgrad', grads, outs);
   }
 

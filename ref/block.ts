@@ -5,7 +5,7 @@
  *   x = x + gate2 · MoE(modulate(LN(x), shift2, scale2))                         x [B, T, D] → [B, T, D]
  * LN is LayerNorm without affine, eps 1e-6. With zero modulation the block is the identity.
  */
-import type { Kernels } from './kernels.js';
+import { tensorFrom, type Kernels } from './kernels.js';
 import type { DiTConfig } from './config.js';
 import { dims } from './config.js';
 import type { ParamStore } from './params.js';
@@ -93,20 +93,20 @@ export function blockForward(kern: Kernels, out: Float32Array, x: Float32Array, 
   const mods = chunkModulation(mod, B, D, 6);
   const [shift1, scale1, gate1, shift2, scale2, gate2] = mods;
 
-  const ln1 = { mean: new Float32Array(M), rstd: new Float32Array(M), out: new Float32Array(M * D) };
+  const ln1 = { mean: kern.tensor(M), rstd: kern.tensor(M), out: kern.tensor(M * D) };
   kern.layerNorm(ln1.out, ln1.mean, ln1.rstd, x, null, null, M, D, 1e-6);
-  const attnIn = new Float32Array(M * D);
+  const attnIn = kern.tensor(M * D);
   modulateForward(attnIn, ln1.out, shift1, scale1, B, T, D);
-  const attnOut = new Float32Array(M * D);
+  const attnOut = kern.tensor(M * D);
   const attn = selfAttentionForward(kern, attnOut, attnIn, w.attn, B, T, c.num_heads, D, train);
-  const x1 = Float32Array.from(x);
+  const x1 = tensorFrom(kern, x);
   gatedResidualForward(x1, attnOut, gate1, B, T, D);
 
-  const ln2 = { mean: new Float32Array(M), rstd: new Float32Array(M), out: new Float32Array(M * D) };
+  const ln2 = { mean: kern.tensor(M), rstd: kern.tensor(M), out: kern.tensor(M * D) };
   kern.layerNorm(ln2.out, ln2.mean, ln2.rstd, x1, null, null, M, D, 1e-6);
-  const moeIn = new Float32Array(M * D);
+  const moeIn = kern.tensor(M * D);
   modulateForward(moeIn, ln2.out, shift2, scale2, B, T, D);
-  const moeOut = new Float32Array(M * D);
+  const moeOut = kern.tensor(M * D);
   const moe = moeForward(kern, moeOut, moeIn, w.moe, moeDims(c), B, T, train);
   out.set(x1);
   gatedResidualForward(out, moeOut, gate2, B, T, D);
@@ -139,22 +139,22 @@ export function blockBackward(kern: Kernels, dx: Float32Array, dSiluC: Float32Ar
   const [dshift1, dscale1, dgate1, dshift2, dscale2, dgate2] = dmods;
 
   // out = x1 + gate2 · moeOut
-  const dx1 = Float32Array.from(dout);
-  const dMoeOut = new Float32Array(M * D);
+  const dx1 = tensorFrom(kern, dout);
+  const dMoeOut = kern.tensor(M * D);
   gatedResidualBackward(dMoeOut, dgate2, dout, cache.moeOut, gate2, B, T, D);
-  const dMoeIn = new Float32Array(M * D);
+  const dMoeIn = kern.tensor(M * D);
   moeBackward(kern, dMoeIn, g.moe, dMoeOut, cache.moeIn, w.moe, cache.moe, moeDims(c), B, T, daux);
-  const dln2 = new Float32Array(M * D);
+  const dln2 = kern.tensor(M * D);
   modulateBackward(dln2, dshift2, dscale2, dMoeIn, cache.ln2.out, scale2, B, T, D);
   kern.layerNormBackward(dx1, null, null, dln2, cache.x1, null, cache.ln2.mean, cache.ln2.rstd, M, D);
 
   // x1 = x + gate1 · attnOut
   for (let i = 0; i < M * D; i++) dx[i] += dx1[i];
-  const dAttnOut = new Float32Array(M * D);
+  const dAttnOut = kern.tensor(M * D);
   gatedResidualBackward(dAttnOut, dgate1, dx1, cache.attnOut, gate1, B, T, D);
-  const dAttnIn = new Float32Array(M * D);
+  const dAttnIn = kern.tensor(M * D);
   selfAttentionBackward(kern, dAttnIn, g.attn, dAttnOut, cache.attnIn, w.attn, cache.attn, B, T, c.num_heads, D);
-  const dln1 = new Float32Array(M * D);
+  const dln1 = kern.tensor(M * D);
   modulateBackward(dln1, dshift1, dscale1, dAttnIn, cache.ln1.out, scale1, B, T, D);
   kern.layerNormBackward(dx, null, null, dln1, cache.x, null, cache.ln1.mean, cache.ln1.rstd, M, D);
 

@@ -43,8 +43,25 @@ export interface Kernels {
    * each of the E experts a SwiGLU of width F. Keeps nothing for backward.
    */
   moeExperts(out: Float32Array, x: Float32Array, topkIdx: Int32Array, topkWeight: Float32Array, experts: SwigluWeights[], M: number, D: number, F: number, k: number): void;
+  /**
+   * A zeroed array of n floats for an activation or gradient inside one pass. The wasm backend
+   * hands out views of its own memory, which its kernels read and write in place (no copy in or
+   * out); ref hands out a plain Float32Array. Valid until `release` of a mark taken before it.
+   */
+  tensor(n: number): Float32Array;
+  /** How many tensors have been handed out: a mark to release back to. */
+  mark(): number;
+  /** Frees every tensor handed out since `mark` (newest first); they must not be used again. */
+  release(mark: number): void;
   /** Called after the optimiser changes weights in place, so a backend can drop packed copies. */
   weightsChanged?(): void;
+}
+
+/** A tensor of `kern` holding a copy of src. */
+export function tensorFrom(kern: Kernels, src: Float32Array): Float32Array {
+  const t = kern.tensor(src.length);
+  t.set(src);
+  return t;
 }
 
 /** The reference kernels: the plain functions of `ref/`, one loop nest each. */
@@ -59,4 +76,7 @@ export const refKernels: Kernels = {
   swiglu: swigluForward,
   swigluBackward,
   moeExperts: moeExpertsForward,
+  tensor: (n) => new Float32Array(n), // the garbage collector frees it
+  mark: () => 0,
+  release: () => {},
 };

@@ -44,10 +44,11 @@ export interface ModelCache {
   finalIn: Float32Array;
   final: FinalCache;
   aux: number[]; // each block's balance loss
+  mark: number; // the kernels' tensor mark before this forward: `release(cache)` frees the cache
 }
 
 export interface ForwardResult {
-  out: Float32Array; // [N, C_out, H, W]
+  out: Float32Array; // [N, C_out, H, W], a plain array (not a kernels tensor)
   aux: number[]; // each block's balance loss (alpha · Σ P·f), also in eval
   cache: ModelCache | null;
 }
@@ -87,22 +88,45 @@ export class DiTModel {
     return this.run(x, shape, t, y, false, trace).out;
   }
 
-  /** The forward keeping what `backward` needs (training mode; labels are used as given). */
+  /**
+   * The forward keeping what `backward` needs (training mode; labels are used as given). The
+   * cache lives in the kernels' tensors: `release(cache)` when done with it (after backward).
+   */
   forwardTrain(x: Float32Array, shape: readonly number[], t: ArrayLike<number>, y: ArrayLike<number>): ForwardResult {
     return this.run(x, shape, t, y, true);
   }
 
+  /** Frees a training cache and everything allocated after it (a later cache too); it must not be used again. */
+  release(cache: ModelCache): void {
+    this.kernels.release(cache.mark);
+  }
+
+  /**
+   * The forward. Activations are the kernels' tensors (on wasm, views of its memory): an eval
+   * forward frees them before returning; a training forward keeps them in its cache. A trace
+   * receives copies.
+   */
   run(x: Float32Array, shape: readonly number[], t: ArrayLike<number>, y: ArrayLike<number>, train: boolean, trace?: Trace): ForwardResult {
+    const N = this.checkInputs(x, shape, t, y);
+    const mark = this.kernels.mark();
+    try {
+      const copies: Trace | undefined = trace && ((name, data, shape) => trace(name, data.slice(), shape));
+      return this.runOn(x, N, t, y, train, mark, copies);
+    } finally {
+      if (!train) this.kernels.release(mark);
+    }
+  }
+
+  private runOn(x: Float32Array, N: number, t: ArrayLike<number>, y: ArrayLike<number>, train: boolean, mark: number, trace?: Trace): ForwardResult {
     const c = this.config;
     const d = dims(c);
     const k = this.kernels;
     const p = this.params;
-    const N = this.checkInputs(x, shape, t, y);
     const { D, T } = d;
     const H = c.input_size;
 
     // x_embed = PatchEmbed(x) + pos_embed
-    let h = new Float32Array(N * T * D);
+    let h = k.tensor(N * T * D);
     const patches = patchEmbedForward(k, h, x, p.get('x_embedder.proj.weight'), p.get('x_embedder.proj.bias'), N, c.in_channels, H, H, c.patch_size, D);
     const pos = p.get('pos_embed');
     for (let n = 0; n < N; n++) for (let i = 0; i < T * D; i++) h[n * T * D + i] += pos[i];
@@ -129,7 +153,7 @@ export class DiTModel {
     const blocks: BlockCache[] = [];
     const aux: number[] = [];
     for (let i = 0; i < c.depth; i++) {
-      const next = new Float32Array(N * T * D);
+      const next = k.tensor(N * T * D);
       const bc = blockForward(k, next, h, siluC, blockWeights(p, i, c), c, N, T, train, trace, `block${i}.`);
       aux.push(bc.moe.aux);
       if (train) {
@@ -140,13 +164,13 @@ export class DiTModel {
     }
 
     const P = c.patch_size * c.patch_size * d.outChannels;
-    const fin = new Float32Array(N * T * P);
+    const fin = k.tensor(N * T * P);
     const finalCache = finalLayerForward(k, fin, h, siluC, this.finalWeights(p), N, T, D, P);
     if (trace) trace('final', fin, [N, T, P]);
     const out = new Float32Array(N * d.outChannels * H * H);
     unpatchify(out, fin, N, d.outChannels, H, H, c.patch_size);
     if (trace) trace('eps', out, [N, d.outChannels, H, H]);
-    const cache: ModelCache | null = train ? { N, patches, t: tCache, y: yInt, c: cond, siluC, blockIn, blocks, finalIn: h, final: finalCache, aux } : null;
+    const cache: ModelCache | null = train ? { N, patches, t: tCache, y: yInt, c: cond, siluC, blockIn, blocks, finalIn: h, final: finalCache, aux, mark } : null;
     return { out, aux, cache };
   }
 
@@ -157,7 +181,8 @@ export class DiTModel {
   /**
    * Backward of forwardTrain (accumulates into `grads`, a store of the same layout):
    * dout [N, C_out, H, W] is d loss / d output; every block's balance loss enters the total
-   * with coefficient `daux` (1, as the official training does).
+   * with coefficient `daux` (1, as the official training does). Its temporaries are tensors
+   * allocated after the cache: `release(cache)` frees them too.
    */
   backward(dout: Float32Array, cache: ModelCache, grads: ParamStore, daux = 1): void {
     const c = this.config;
@@ -169,13 +194,13 @@ export class DiTModel {
     const H = c.input_size;
     const P = c.patch_size * c.patch_size * d.outChannels;
 
-    const dFin = new Float32Array(N * T * P);
+    const dFin = k.tensor(N * T * P);
     unpatchifyBackward(dFin, dout, N, d.outChannels, H, H, c.patch_size);
-    let dh = new Float32Array(N * T * D);
+    let dh = k.tensor(N * T * D);
     const dSiluC = new Float32Array(N * D);
     finalLayerBackward(k, dh, dSiluC, this.finalWeights(grads), dFin, cache.finalIn, cache.siluC, this.finalWeights(p), cache.final, N, T, D, P);
     for (let i = c.depth - 1; i >= 0; i--) {
-      const dPrev = new Float32Array(N * T * D);
+      const dPrev = k.tensor(N * T * D);
       blockBackward(k, dPrev, dSiluC, blockWeights(grads, i, c), dh, cache.siluC, blockWeights(p, i, c), cache.blocks[i], c, N, T, daux);
       dh = dPrev;
     }

@@ -72,11 +72,11 @@ export function moeForward(kern: Kernels, out: Float32Array, x: Float32Array, w:
     for (let e = 0; e < E; e++) {
       const slots = slotsByExpert[e];
       const n = slots.length;
-      const xIn = new Float32Array(n * D);
+      const xIn = kern.tensor(n * D);
       gatherRows(xIn, x, slots, k, D);
-      const gate = new Float32Array(n * F);
-      const up = new Float32Array(n * F);
-      const eo = new Float32Array(n * D);
+      const gate = kern.tensor(n * F);
+      const up = kern.tensor(n * F);
+      const eo = kern.tensor(n * D);
       if (n > 0) kern.swiglu(eo, gate, up, xIn, w.experts[e].gate, w.experts[e].up, w.experts[e].down, n, D, F);
       scatterAddRows(out, eo, slots, router.topkWeight, k, D);
       groups.push({ slots, xIn, gate, up, out: eo });
@@ -86,9 +86,9 @@ export function moeForward(kern: Kernels, out: Float32Array, x: Float32Array, w:
   let sharedGate: Float32Array | null = null;
   let sharedUp: Float32Array | null = null;
   if (w.shared && Fs > 0) {
-    shared = new Float32Array(M * D);
-    sharedGate = train ? new Float32Array(M * Fs) : null;
-    sharedUp = train ? new Float32Array(M * Fs) : null;
+    shared = kern.tensor(M * D);
+    sharedGate = train ? kern.tensor(M * Fs) : null;
+    sharedUp = train ? kern.tensor(M * Fs) : null;
     kern.swiglu(shared, sharedGate, sharedUp, x, w.shared.gate, w.shared.up, w.shared.down, M, D, Fs);
     for (let i = 0; i < M * D; i++) out[i] += shared[i];
   }
@@ -122,7 +122,7 @@ export function moeBackward(kern: Kernels, dx: Float32Array, g: MoeGrads, dout: 
     const grp = cache.groups[e];
     const n = grp.slots.length;
     if (n === 0) continue;
-    const deo = new Float32Array(n * D);
+    const deo = kern.tensor(n * D);
     for (let i = 0; i < n; i++) {
       const s = grp.slots[i];
       const m = (s / k) | 0;
@@ -134,7 +134,7 @@ export function moeBackward(kern: Kernels, dx: Float32Array, g: MoeGrads, dout: 
       }
       dWeight[s] = dot;
     }
-    const dxIn = new Float32Array(n * D);
+    const dxIn = kern.tensor(n * D);
     const ew = w.experts[e];
     const eg = g.experts[e];
     kern.swigluBackward(dxIn, eg.gate, eg.up, eg.down, deo, grp.xIn, grp.gate, grp.up, ew.gate, ew.up, ew.down, n, D, F);

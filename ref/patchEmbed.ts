@@ -56,7 +56,7 @@ export function unpatchifyBackward(dx: Float32Array, dout: Float32Array, N: numb
 /** Patch embedding: x [N, C, H, W] → tokens [N, T, D]; returns the patches [N·T, C·p·p] for backward. */
 export function patchEmbedForward(kern: Kernels, out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array, N: number, C: number, H: number, W: number, p: number, D: number): Float32Array {
   const T = (H / p) * (W / p);
-  const patches = new Float32Array(N * T * C * p * p);
+  const patches = kern.tensor(N * T * C * p * p);
   patchify(patches, x, N, C, H, W, p);
   kern.linear(out, patches, w, b, N * T, C * p * p, D);
   return patches;

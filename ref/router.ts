@@ -47,9 +47,9 @@ export function topK(row: Float32Array, offset: number, E: number, k: number, ou
 }
 
 export function routerForward(kern: Kernels, x: Float32Array, gateW: Float32Array, M: number, D: number, E: number, k: number, normTopk: boolean): RouterOutput {
-  const logits = new Float32Array(M * E);
+  const logits = kern.tensor(M * E);
   kern.linear(logits, x, gateW, null, M, D, E);
-  const scores = new Float32Array(M * E);
+  const scores = kern.tensor(M * E);
   softmaxForward(scores, logits, M, E);
   const topkIdx = new Int32Array(M * k);
   const topkWeight = new Float32Array(M * k);
@@ -86,7 +86,7 @@ export function routerBackward(kern: Kernels, dx: Float32Array | null, dGateW: F
       for (let j = 0; j < k; j++) dScores[m * E + r.topkIdx[m * k + j]] += dWeight[m * k + j];
     }
   }
-  const dLogits = new Float32Array(M * E);
+  const dLogits = kern.tensor(M * E);
   softmaxBackward(dLogits, dScores, r.scores, M, E);
   kern.linearBackward(dx, dGateW, null, dLogits, x, gateW, M, D, E);
 }

@@ -5,7 +5,7 @@
  *                     applied to q and k of every head before the core.
  *   x [B, T, D] → y [B, T, D]; core = softmax(q kᵀ/√Dh) v per head (attention.ts)
  */
-import type { Kernels } from './kernels.js';
+import { tensorFrom, type Kernels } from './kernels.js';
 
 export interface AttentionWeights {
   qkvW: Float32Array; // [3D, D]
@@ -41,28 +41,28 @@ function headRows(qkv: Float32Array, rows: Float32Array, part: number, BT: numbe
 export function selfAttentionForward(kern: Kernels, out: Float32Array, x: Float32Array, w: AttentionWeights, B: number, T: number, H: number, D: number, keepProbs: boolean): AttentionCache {
   const Dh = D / H;
   const BT = B * T;
-  const qkvRaw = new Float32Array(BT * 3 * D);
+  const qkvRaw = kern.tensor(BT * 3 * D);
   kern.linear(qkvRaw, x, w.qkvW, w.qkvB, BT, D, 3 * D);
   let qkv = qkvRaw;
   let qkStats: AttentionCache['qkStats'] = null;
   if (w.qNorm && w.kNorm) {
-    qkv = Float32Array.from(qkvRaw);
+    qkv = tensorFrom(kern, qkvRaw);
     const R = BT * H;
-    const qIn = new Float32Array(R * Dh);
-    const kIn = new Float32Array(R * Dh);
+    const qIn = kern.tensor(R * Dh);
+    const kIn = kern.tensor(R * Dh);
     headRows(qkvRaw, qIn, 0, BT, H, Dh, true);
     headRows(qkvRaw, kIn, 1, BT, H, Dh, true);
-    const qOut = new Float32Array(R * Dh);
-    const kOut = new Float32Array(R * Dh);
-    const s = { qIn, kIn, qMean: new Float32Array(R), qRstd: new Float32Array(R), kMean: new Float32Array(R), kRstd: new Float32Array(R) };
+    const qOut = kern.tensor(R * Dh);
+    const kOut = kern.tensor(R * Dh);
+    const s = { qIn, kIn, qMean: kern.tensor(R), qRstd: kern.tensor(R), kMean: kern.tensor(R), kRstd: kern.tensor(R) };
     kern.layerNorm(qOut, s.qMean, s.qRstd, qIn, w.qNorm.w, w.qNorm.b, R, Dh, 1e-6);
     kern.layerNorm(kOut, s.kMean, s.kRstd, kIn, w.kNorm.w, w.kNorm.b, R, Dh, 1e-6);
     headRows(qkv, qOut, 0, BT, H, Dh, false);
     headRows(qkv, kOut, 1, BT, H, Dh, false);
     qkStats = s;
   }
-  const core = new Float32Array(BT * D);
-  const probs = keepProbs ? new Float32Array(B * H * T * T) : null;
+  const core = kern.tensor(BT * D);
+  const probs = keepProbs ? kern.tensor(B * H * T * T) : null;
   kern.attention(core, probs, qkv, B, T, H, Dh);
   kern.linear(out, core, w.projW, w.projB, BT, D, D);
   return { qkvRaw, qkv, qkStats, probs, core };
@@ -82,23 +82,23 @@ export function selfAttentionBackward(kern: Kernels, dx: Float32Array, g: Attent
   const Dh = D / H;
   const BT = B * T;
   if (!cache.probs) throw new Error('selfAttentionBackward needs the attention probabilities (forward with keepProbs)');
-  const dcore = new Float32Array(BT * D);
+  const dcore = kern.tensor(BT * D);
   kern.linearBackward(dcore, g.projW, g.projB, dout, cache.core, w.projW, BT, D, D); // inverts the output projection
-  const dqkv = new Float32Array(BT * 3 * D);
+  const dqkv = kern.tensor(BT * 3 * D);
   kern.attentionBackward(dqkv, dcore, cache.qkv, cache.probs, B, T, H, Dh); // inverts the core
   let dqkvRaw = dqkv;
   if (cache.qkStats && w.qNorm && w.kNorm && g.qNorm && g.kNorm) {
     // inverts the q/k LayerNorms; v passes through unchanged
     const s = cache.qkStats;
     const R = BT * H;
-    dqkvRaw = Float32Array.from(dqkv);
+    dqkvRaw = tensorFrom(kern, dqkv);
     for (const [part, inp, mean, rstd, nw, gw] of [
       [0, s.qIn, s.qMean, s.qRstd, w.qNorm, g.qNorm],
       [1, s.kIn, s.kMean, s.kRstd, w.kNorm, g.kNorm],
     ] as const) {
-      const dOut = new Float32Array(R * Dh);
+      const dOut = kern.tensor(R * Dh);
       headRows(dqkv, dOut, part, BT, H, Dh, true);
-      const dIn = new Float32Array(R * Dh);
+      const dIn = kern.tensor(R * Dh);
       kern.layerNormBackward(dIn, gw.w, gw.b, dOut, inp, nw.w, mean, rstd, R, Dh);
       headRows(dqkvRaw, dIn, part, BT, H, Dh, false);
     }

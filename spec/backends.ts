@@ -4,12 +4,22 @@
  * (built by `npm run build:wasm`, which `npm ci` runs).
  */
 import { refKernels, type Kernels } from '../ref/kernels.js';
-import { createWasmKernels, createWasmKernelsSync, type WasmKernels } from '../wasm/node.js';
+import { createWasmKernels, createWasmKernelsSync, createWasmKernelsUnshared, type WasmKernels } from '../wasm/node.js';
 
 let list: [string, Kernels][] | null = null;
 
+/**
+ * ref, wasm on a shared memory (activations in its memory, used in place: what Node runs) and
+ * wasm on a memory that is not shared (every operand copied in and out: what a page without
+ * cross-origin isolation runs).
+ */
 export function backends(): [string, Kernels][] {
-  if (!list) list = [['ref', refKernels], ['wasm', createWasmKernelsSync()]];
+  if (!list)
+    list = [
+      ['ref', refKernels],
+      ['wasm', createWasmKernelsSync()],
+      ['wasm, unshared memory', createWasmKernelsUnshared()],
+    ];
   return list;
 }
 

@@ -176,24 +176,28 @@ export class Trainer {
       const ts = t.subarray(lo, lo + mb);
       const ys = y.subarray(lo, lo + mb);
       const f = model.forwardTrain(sl(xt, P), [mb, C, H, W], ts, ys);
-      const dout = new Float32Array(f.out.length);
-      let l: number;
-      if (a.objective === 'flow') {
-        l = rfLossForward(f.out, xs, ns, mb, C, HW, outC).loss;
-        rfLossBackward(dout, f.out, xs, ns, mb, C, HW, outC);
-      } else {
-        const xts = sl(xt, P);
-        l = ddpmLossForward(this.diffusion!, xs, xts, ns, ts, f.out, mb, C, HW).loss;
-        ddpmLossBackward(dout, this.diffusion!, xs, xts, ns, ts, f.out, mb, C, HW);
-      }
-      if (!Number.isFinite(l) || !f.aux.every(Number.isFinite)) throw new DitMoeError(`loss is ${Number.isFinite(l) ? 'finite but a balance loss is ' + f.aux.find((v) => !Number.isFinite(v)) : l} at step ${s + 1}; stopped before updating the weights`, 'train');
-      if (nMicro > 1) for (let i = 0; i < dout.length; i++) dout[i] /= nMicro;
-      model.backward(dout, f.cache!, this.grads, 1 / nMicro);
-      loss += l / nMicro;
-      for (let i = 0; i < c.depth; i++) {
-        aux[i] += f.aux[i] / nMicro;
-        const idx = f.cache!.blocks[i].moe.router.topkIdx;
-        for (let q = 0; q < idx.length; q++) counts[i][idx[q]]++;
+      try {
+        const dout = new Float32Array(f.out.length);
+        let l: number;
+        if (a.objective === 'flow') {
+          l = rfLossForward(f.out, xs, ns, mb, C, HW, outC).loss;
+          rfLossBackward(dout, f.out, xs, ns, mb, C, HW, outC);
+        } else {
+          const xts = sl(xt, P);
+          l = ddpmLossForward(this.diffusion!, xs, xts, ns, ts, f.out, mb, C, HW).loss;
+          ddpmLossBackward(dout, this.diffusion!, xs, xts, ns, ts, f.out, mb, C, HW);
+        }
+        if (!Number.isFinite(l) || !f.aux.every(Number.isFinite)) throw new DitMoeError(`loss is ${Number.isFinite(l) ? 'finite but a balance loss is ' + f.aux.find((v) => !Number.isFinite(v)) : l} at step ${s + 1}; stopped before updating the weights`, 'train');
+        if (nMicro > 1) for (let i = 0; i < dout.length; i++) dout[i] /= nMicro;
+        model.backward(dout, f.cache!, this.grads, 1 / nMicro);
+        loss += l / nMicro;
+        for (let i = 0; i < c.depth; i++) {
+          aux[i] += f.aux[i] / nMicro;
+          const idx = f.cache!.blocks[i].moe.router.topkIdx;
+          for (let q = 0; q < idx.length; q++) counts[i][idx[q]]++;
+        }
+      } finally {
+        model.release(f.cache!); // the activations of this micro-batch
       }
     }
 

@@ -11,7 +11,12 @@
  * `weightsChanged()` drops every packed weight (the optimiser updates weights in place);
  * as a safety net a fingerprint of 8 sampled elements is checked on every use, so a
  * weight changed in place without the call is repacked all the same.
- * Activations are copied in and out once per call (Float32Array in, Float32Array out).
+ * Activations: on a shared memory (Node, one thread or more) `tensor(n)` hands out views of
+ * the arena, which every kernel reads and writes in place; the model allocates its activations
+ * that way, so a forward or a training step copies nothing in or out of the module but the
+ * weights' packing. Any other Float32Array is copied in and out once per call, as is every
+ * operand on a memory that is not shared (growing it would detach views). `mark`/`release`
+ * free tensors newest first.
  */
 import { DitMoeError } from '../ref/errors.js';
 import type { Kernels } from '../ref/kernels.js';
@@ -199,10 +204,25 @@ function size(where: string, name: string, a: Float32Array | null, n: number): v
   if (a && a.length < n) throw new DitMoeError(`${name} has ${a.length} elements, needs ${n}`, where);
 }
 
-/** Blocks of one kernel call, freed together when the call ends. */
+/** How an output block starts: the kernel overwrites it all, accumulates into zeros, or into its contents (+=). */
+type OutputInit = 'none' | 'zero' | 'keep';
+
+/**
+ * Blocks of one kernel call, freed together when the call ends. Operands that live in the
+ * module's memory (`Kernels.tensor`) are used in place; others are copied in, and outputs
+ * copied back when the call succeeds. An output shares memory with no other operand of the
+ * call: one that would is given a scratch block instead (so `out` may alias `x`, as with copies).
+ */
 class Scratch {
   private blocks: number[] = [];
-  constructor(private arena: Arena) {}
+  /** Byte ranges of the operands used in place, and whether the call writes them. */
+  private inPlace: [number, number, boolean][] = [];
+  private copyBack: [Float32Array, number, number][] = [];
+
+  constructor(
+    private arena: Arena,
+    private resident: (a: Float32Array) => boolean,
+  ) {}
 
   private keep(p: number): number {
     this.blocks.push(p);
@@ -223,6 +243,37 @@ class Scratch {
 
   putI32(src: Int32Array): number {
     return this.keep(this.arena.putI32(src));
+  }
+
+  /** a[0, n) used in place when it lives in the memory and no write of this call overlaps it. */
+  private useInPlace(a: Float32Array, n: number, write: boolean): boolean {
+    if (!this.resident(a)) return false;
+    const lo = a.byteOffset;
+    const hi = lo + 4 * n;
+    for (const [l, h, w] of this.inPlace) if (lo < h && l < hi && (write || w)) return false;
+    this.inPlace.push([lo, hi, write]);
+    return true;
+  }
+
+  /** Where the kernel reads a[0, n). */
+  input(a: Float32Array, n: number): number {
+    return this.useInPlace(a, n, false) ? a.byteOffset : this.put(a, n);
+  }
+
+  /** Where the kernel writes a[0, n), started as `init` says. */
+  output(a: Float32Array, n: number, init: OutputInit): number {
+    if (this.useInPlace(a, n, true)) {
+      if (init === 'zero') a.fill(0, 0, n);
+      return a.byteOffset;
+    }
+    const p = init === 'keep' ? this.put(a, n) : init === 'zero' ? this.zeros(n) : this.alloc(n);
+    this.copyBack.push([a, p, n]);
+    return p;
+  }
+
+  /** Copies the outputs that were not written in place back to their arrays. */
+  finish(): void {
+    for (const [a, p, n] of this.copyBack) this.arena.get(a, p, n);
   }
 
   releaseAll(): void {
@@ -281,6 +332,39 @@ class WasmBackend implements WasmKernels {
     this.exports = this.rawExports;
     this.profile = null;
     return table;
+  }
+
+  /** Arena blocks of the tensors handed out, oldest first. */
+  private tensors: number[] = [];
+  /** The memory's buffers that tensors were cut from (a shared memory's buffer object changes as it grows). */
+  private ownBuffers = new WeakSet<ArrayBufferLike>();
+
+  /** Whether `a` is a view of this backend's memory, which its kernels can use in place. */
+  private resident = (a: Float32Array): boolean => this.ownBuffers.has(a.buffer);
+
+  /**
+   * A zeroed view of n floats of the module's memory when that memory is shared (Node: one and
+   * more threads); growing a shared memory keeps old views valid. A memory that is not shared
+   * detaches its views when it grows, so there a plain Float32Array (copied in and out per call).
+   */
+  tensor(n: number): Float32Array {
+    dims('wasm.tensor', n);
+    const memory = this.arena.memory;
+    if (typeof SharedArrayBuffer === 'undefined' || !(memory.buffer instanceof SharedArrayBuffer)) return new Float32Array(n);
+    const p = this.arena.zeros(n);
+    this.tensors.push(p);
+    const buffer = memory.buffer;
+    this.ownBuffers.add(buffer);
+    return new Float32Array(buffer, p, n);
+  }
+
+  mark(): number {
+    return this.tensors.length;
+  }
+
+  release(mark: number): void {
+    if (!Number.isInteger(mark) || mark < 0 || mark > this.tensors.length) throw new DitMoeError(`mark ${mark} is not one of this backend's (${this.tensors.length} tensors handed out)`, 'wasm.release');
+    while (this.tensors.length > mark) this.arena.release(this.tensors.pop()!);
   }
 
   get threads(): number {
@@ -421,9 +505,11 @@ class WasmBackend implements WasmKernels {
 
   /** Runs body with scratch blocks that are all freed afterwards, even on a throw. */
   private scratch<T>(body: (s: Scratch) => T): T {
-    const s = new Scratch(this.arena);
+    const s = new Scratch(this.arena, this.resident);
     try {
-      return body(s);
+      const result = body(s);
+      s.finish();
+      return result;
     } finally {
       s.releaseAll();
     }
@@ -440,17 +526,15 @@ class WasmBackend implements WasmKernels {
       return;
     }
     const e = this.exports;
-    const a = this.arena;
     const bp = this.packed(w, N, K, 'nk');
     this.scratch((s) => {
-      const px = s.put(x, M * K);
-      const pb = b ? s.put(b, N) : 0;
-      const pc = s.alloc(M * N);
+      const px = s.input(x, M * K);
+      const pb = b ? s.input(b, N) : 0;
+      const pc = s.output(out, M * N, 'none');
       const ap = s.alloc(e.packedASize(M, K));
       e.fillRows(pc, N, pb, M, N);
       this.packRows(ap, px, K, M, K);
       this.gemm(pc, N, ap, bp, M, N, K);
-      a.get(out, pc, M * N);
     });
   }
 
@@ -462,31 +546,27 @@ class WasmBackend implements WasmKernels {
     size(where, 'dout', dout, M * N), size(where, 'x', x, M * K), size(where, 'w', w, N * K);
     if (M === 0 || N === 0) return;
     const e = this.exports;
-    const a = this.arena;
     const bpW = dx && K > 0 ? this.packed(w, N, K, 'kn') : 0;
     this.scratch((s) => {
-      const pd = s.put(dout, M * N);
+      const pd = s.input(dout, M * N);
       if (dx && K > 0) {
-        const pdx = s.put(dx, M * K);
+        const pdx = s.output(dx, M * K, 'keep');
         const ap = s.alloc(e.packedASize(M, N));
         this.packRows(ap, pd, N, M, N);
         this.gemm(pdx, K, ap, bpW, M, K, N); // dx += dout·w: reduction over N
-        a.get(dx, pdx, M * K);
       }
       if (dw && K > 0) {
-        const px = s.put(x, M * K);
-        const pdw = s.put(dw, N * K);
+        const px = s.input(x, M * K);
+        const pdw = s.output(dw, N * K, 'keep');
         const ap = s.alloc(e.packedASize(N, M));
         const bp = s.alloc(e.packedBSize(K, M));
         this.packCols(ap, pd, N, N, M); // A = doutᵀ [N, M]
         this.packKN(bp, px, K, K, M); // B = x [M, K]
         this.gemm(pdw, K, ap, bp, N, K, M);
-        a.get(dw, pdw, N * K);
       }
       if (db) {
-        const pdb = s.put(db, N);
+        const pdb = s.output(db, N, 'keep');
         e.colSumAcc(pdb, pd, M, N);
-        a.get(db, pdb, N);
       }
     });
   }
@@ -497,19 +577,15 @@ class WasmBackend implements WasmKernels {
     dims(where, M, D);
     size(where, 'out', out, M * D), size(where, 'mean', mean, M), size(where, 'rstd', rstd, M), size(where, 'x', x, M * D), size(where, 'w', w, D), size(where, 'b', b, D);
     if (M === 0) return;
-    const a = this.arena;
     this.scratch((s) => {
-      const px = s.put(x, M * D);
-      const pw = w ? s.put(w, D) : 0;
-      const pb = b ? s.put(b, D) : 0;
-      const po = s.alloc(M * D);
-      const pm = s.alloc(M);
-      const pr = s.alloc(M);
+      const px = s.input(x, M * D);
+      const pw = w ? s.input(w, D) : 0;
+      const pb = b ? s.input(b, D) : 0;
+      const po = s.output(out, M * D, 'none');
+      const pm = s.output(mean, M, 'none');
+      const pr = s.output(rstd, M, 'none');
       // rows are independent: shared by the threads
       this.split('layerNormForward', M, 1, 8 * M * D, (lo, hi) => [po + lo * D * 4, pm + lo * 4, pr + lo * 4, px + lo * D * 4, pw, pb, hi - lo, D, eps]);
-      a.get(out, po, M * D);
-      a.get(mean, pm, M);
-      a.get(rstd, pr, M);
     });
   }
 
@@ -520,22 +596,18 @@ class WasmBackend implements WasmKernels {
     size(where, 'x', x, M * D), size(where, 'w', w, D), size(where, 'mean', mean, M), size(where, 'rstd', rstd, M);
     if (M === 0) return;
     const e = this.exports;
-    const a = this.arena;
     this.scratch((s) => {
-      const pdx = s.put(dx, M * D);
-      const pdo = s.put(dout, M * D);
-      const px = s.put(x, M * D);
-      const pm = s.put(mean, M);
-      const pr = s.put(rstd, M);
-      const pw = w ? s.put(w, D) : 0;
-      const pdw = dw ? s.put(dw, D) : 0;
-      const pdb = db ? s.put(db, D) : 0;
+      const pdx = s.output(dx, M * D, 'keep');
+      const pdo = s.input(dout, M * D);
+      const px = s.input(x, M * D);
+      const pm = s.input(mean, M);
+      const pr = s.input(rstd, M);
+      const pw = w ? s.input(w, D) : 0;
+      const pdw = dw ? s.output(dw, D, 'keep') : 0;
+      const pdb = db ? s.output(db, D, 'keep') : 0;
       // rows are independent unless dw, db sum over them: then one thread
       if (dw || db) e.layerNormBackward(pdx, pdw, pdb, pdo, px, pw, pm, pr, M, D);
       else this.split('layerNormBackward', M, 1, 10 * M * D, (lo, hi) => [pdx + lo * D * 4, 0, 0, pdo + lo * D * 4, px + lo * D * 4, pw, pm + lo * 4, pr + lo * 4, hi - lo, D]);
-      a.get(dx, pdx, M * D);
-      if (dw) a.get(dw, pdw, D);
-      if (db) a.get(db, pdb, D);
     });
   }
 
@@ -547,15 +619,14 @@ class WasmBackend implements WasmKernels {
     size(where, 'out', out, B * T * D), size(where, 'probs', probs, B * H * T * T), size(where, 'qkv', qkv, B * T * 3 * D);
     if (B * T * H === 0) return;
     const e = this.exports;
-    const a = this.arena;
     const scale = 1 / Math.sqrt(Dh);
     const L = Math.max(T, Dh);
     // query rows per tile of the fused eval forward (R·T·4 bytes of S/P: 16 KiB at T = 256)
     const R = 16;
     this.scratch((s) => {
-      const pq = s.put(qkv, B * T * 3 * D);
-      const po = s.alloc(B * T * D);
-      const pp = probs ? s.alloc(B * H * T * T) : 0;
+      const pq = s.input(qkv, B * T * 3 * D);
+      const po = s.output(out, B * T * D, 'none');
+      const pp = probs ? s.output(probs, B * H * T * T, 'none') : 0;
       const parts = this.parts(4 * B * H * T * T * Dh);
       // each thread its own scratch. With probs (training), P goes straight to its slice:
       // packed A, packed B, the edge tile. Without (eval, the fused forward): the [R, T] tile of
@@ -575,8 +646,6 @@ class WasmBackend implements WasmKernels {
         else calls.push(['attentionHeadForwardTiled', [o, D, q, q + D * 4, q + 2 * D * 4, 3 * D, T, Dh, scale, R, -1, -2, -3, -4, -5]]);
       }
       this.runCalls(calls, scratch);
-      a.get(out, po, B * T * D);
-      if (probs) a.get(probs, pp, B * H * T * T);
     });
   }
 
@@ -587,14 +656,13 @@ class WasmBackend implements WasmKernels {
     size(where, 'dqkv', dqkv, B * T * 3 * D), size(where, 'dout', dout, B * T * D), size(where, 'qkv', qkv, B * T * 3 * D), size(where, 'probs', probs, B * H * T * T);
     if (B * T * H * Dh === 0) return;
     const e = this.exports;
-    const a = this.arena;
     const scale = 1 / Math.sqrt(Dh);
     const L = Math.max(T, Dh);
     this.scratch((s) => {
-      const pdq = s.put(dqkv, B * T * 3 * D);
-      const pdo = s.put(dout, B * T * D);
-      const pq = s.put(qkv, B * T * 3 * D);
-      const pp = s.put(probs, B * H * T * T);
+      const pdq = s.output(dqkv, B * T * 3 * D, 'keep');
+      const pdo = s.input(dout, B * T * D);
+      const pq = s.input(qkv, B * T * 3 * D);
+      const pp = s.input(probs, B * H * T * T);
       const parts = this.parts(8 * B * H * T * T * Dh);
       const scratch = Array.from({ length: parts }, () => [s.alloc(T * T), s.alloc(e.packedASize(L, L)), s.alloc(e.packedBSize(L, L)), s.alloc(32)]);
       const calls: Call[] = [];
@@ -608,7 +676,6 @@ class WasmBackend implements WasmKernels {
         calls.push(['attentionHeadBackward', [dq, dq + D * 4, dq + 2 * D * 4, 3 * D, pdo + (b * T * D + h * Dh) * 4, D, q, q + D * 4, q + 2 * D * 4, 3 * D, pp + j * T * T * 4, T, Dh, scale, -1, -2, -3, -4]]);
       }
       this.runCalls(calls, scratch);
-      a.get(dqkv, pdq, B * T * 3 * D);
     });
   }
 
@@ -624,16 +691,15 @@ class WasmBackend implements WasmKernels {
       return;
     }
     const e = this.exports;
-    const a = this.arena;
     const bg = this.packed(wg, F, D, 'nk');
     const bu = this.packed(wu, F, D, 'nk');
     const bd = this.packed(wd, D, F, 'nk');
     this.scratch((s) => {
-      const px = s.put(x, M * D);
-      const pg = s.zeros(M * F);
-      const pu = s.zeros(M * F);
+      const px = s.input(x, M * D);
+      const pg = gate ? s.output(gate, M * F, 'zero') : s.zeros(M * F);
+      const pu = up ? s.output(up, M * F, 'zero') : s.zeros(M * F);
       const ph = s.alloc(M * F);
-      const po = s.zeros(M * D);
+      const po = s.output(out, M * D, 'zero');
       const ap = s.alloc(e.packedASize(M, Math.max(D, F)));
       this.packRows(ap, px, D, M, D);
       this.gemm(pg, F, ap, bg, M, F, D); // g = x Wgᵀ
@@ -641,9 +707,6 @@ class WasmBackend implements WasmKernels {
       this.gate(ph, pg, pu, M * F); // h = silu(g) ⊙ u
       this.packRows(ap, ph, F, M, F);
       this.gemm(po, D, ap, bd, M, D, F); // y = h Wdᵀ
-      a.get(out, po, M * D);
-      if (gate) a.get(gate, pg, M * F);
-      if (up) a.get(up, pu, M * F);
     });
   }
 
@@ -682,9 +745,9 @@ class WasmBackend implements WasmKernels {
     const parts = this.parts(6 * M * k * D * F);
     const whole = parts === 1 || nMax * parts <= M * k; // every expert within a thread's share
     this.scratch((s) => {
-      const px = s.put(x, M * D);
-      const pw = s.put(topkWeight, M * k);
-      const po = s.zeros(M * D);
+      const px = s.input(x, M * D);
+      const pw = s.input(topkWeight, M * k);
+      const po = s.output(out, M * D, 'zero');
       const slots = groups.map((g) => s.putI32(g.slots));
       const ys = groups.map((g) => s.alloc(g.slots.length * D));
       if (whole) {
@@ -711,7 +774,6 @@ class WasmBackend implements WasmKernels {
         });
       }
       groups.forEach((g, i) => e.scatterAddRows(po, D, ys[i], slots[i], pw, k, g.slots.length, D)); // out[slot / k] += weight · y
-      this.arena.get(out, po, M * D);
     });
   }
 
@@ -728,16 +790,15 @@ class WasmBackend implements WasmKernels {
     size(where, 'wg', wg, F * D), size(where, 'wu', wu, F * D), size(where, 'wd', wd, D * F);
     if (M * D * F === 0) return;
     const e = this.exports;
-    const a = this.arena;
     const bdT = this.packed(wd, D, F, 'kn');
     const bgT = this.packed(wg, F, D, 'kn');
     const buT = this.packed(wu, F, D, 'kn');
     const n = M * F;
     this.scratch((s) => {
-      const pdo = s.put(dout, M * D);
-      const px = s.put(x, M * D);
-      const pg = s.put(gate, n);
-      const pu = s.put(up, n);
+      const pdo = s.input(dout, M * D);
+      const px = s.input(x, M * D);
+      const pg = s.input(gate, n);
+      const pu = s.input(up, n);
       const ph = s.alloc(n);
       const pdh = s.zeros(n);
       const ap = s.alloc(e.packedASize(M, Math.max(D, F)));
@@ -745,10 +806,10 @@ class WasmBackend implements WasmKernels {
       const bpT = s.alloc(e.packedBSize(Math.max(D, F), M));
       const pdg = s.alloc(n);
       const pdu = s.alloc(n);
-      const pdx = s.put(dx, M * D);
-      const pdwg = s.put(dwg, F * D);
-      const pdwu = s.put(dwu, F * D);
-      const pdwd = s.put(dwd, D * F);
+      const pdx = s.output(dx, M * D, 'keep');
+      const pdwg = s.output(dwg, F * D, 'keep');
+      const pdwu = s.output(dwu, F * D, 'keep');
+      const pdwd = s.output(dwd, D * F, 'keep');
       this.gate(ph, pg, pu, n); // h = silu(g) ⊙ u, recomputed
       this.packRows(ap, pdo, D, M, D);
       this.gemm(pdh, F, ap, bdT, M, F, D); // dh = dy·Wd
@@ -765,10 +826,6 @@ class WasmBackend implements WasmKernels {
       this.gemm(pdwg, D, apT, bpT, F, D, M); // dWg += dgᵀ·x
       this.packCols(apT, pdu, F, F, M);
       this.gemm(pdwu, D, apT, bpT, F, D, M); // dWu += duᵀ·x
-      a.get(dx, pdx, M * D);
-      a.get(dwg, pdwg, F * D);
-      a.get(dwu, pdwu, F * D);
-      a.get(dwd, pdwd, D * F);
     });
   }
 
@@ -776,10 +833,9 @@ class WasmBackend implements WasmKernels {
     dims('wasm.silu', n);
     size('wasm.silu', 'out', out, n), size('wasm.silu', 'x', x, n);
     this.scratch((s) => {
-      const px = s.put(x, n);
-      const po = s.alloc(n);
+      const px = s.input(x, n);
+      const po = s.output(out, n, 'none');
       this.exports.siluForward(po, px, n);
-      this.arena.get(out, po, n);
     });
   }
 
@@ -787,11 +843,10 @@ class WasmBackend implements WasmKernels {
     dims('wasm.siluBackward', n);
     size('wasm.siluBackward', 'dx', dx, n), size('wasm.siluBackward', 'dout', dout, n), size('wasm.siluBackward', 'x', x, n);
     this.scratch((s) => {
-      const pdx = s.put(dx, n);
-      const pdo = s.put(dout, n);
-      const px = s.put(x, n);
+      const pdx = s.output(dx, n, 'keep');
+      const pdo = s.input(dout, n);
+      const px = s.input(x, n);
       this.exports.siluBackward(pdx, pdo, px, n);
-      this.arena.get(dx, pdx, n);
     });
   }
 }

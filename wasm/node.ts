@@ -7,9 +7,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DitMoeError } from '../ref/errors.js';
-import { createSharedMemory, createWasmKernelsAsync, createWasmKernelsFrom, createWasmKernelsOn, type WasmKernels, type WasmOptions } from './backend.js';
+import { createSharedMemory, createWasmKernelsFrom, createWasmKernelsOn, type WasmKernels, type WasmOptions } from './backend.js';
 import { createThreadPool } from './threads.js';
-import { webAssembly } from './webassembly.js';
+import { webAssembly, type WasmModule } from './webassembly.js';
 
 export type { WasmKernels, WasmOptions } from './backend.js';
 
@@ -52,21 +52,30 @@ function threadCount(options: WasmOptions): number {
   return threads;
 }
 
+function compileSync(bytes: Uint8Array, file: string): WasmModule {
+  try {
+    return new (webAssembly()!.Module)(bytes);
+  } catch (e) {
+    throw new DitMoeError(`does not compile (${(e as Error).message}); rebuild it with \`npm run build:wasm\``, file);
+  }
+}
+
 /**
- * The wasm backend. threads > 1 starts threads - 1 worker threads on a shared memory;
- * call `dispose()` to stop them (they do not keep the process alive).
+ * The wasm backend on a shared memory (the threads build), so `tensor()` views stay valid as
+ * the memory grows and kernels use them in place. threads > 1 starts threads - 1 worker
+ * threads on it; call `dispose()` to stop them (they do not keep the process alive).
  */
 export async function createWasmKernels(options: WasmOptions = {}): Promise<WasmKernels> {
   const threads = threadCount(options);
-  if (threads === 1) return createWasmKernelsAsync(readKernels());
   const memory = createSharedMemory();
-  let module;
+  let module: WasmModule;
   try {
     module = await webAssembly()!.compile(readKernels(true));
   } catch (e) {
     if (e instanceof DitMoeError) throw e;
     throw new DitMoeError(`does not compile (${(e as Error).message}); rebuild it with \`npm run build:wasm\``, kernelsWasmPath(true));
   }
+  if (threads === 1) return createWasmKernelsOn(module, memory, null, options.minParallelFlops);
   const pool = await createThreadPool(module, memory, threads - 1);
   try {
     return createWasmKernelsOn(module, memory, pool, options.minParallelFlops);
@@ -76,7 +85,15 @@ export async function createWasmKernels(options: WasmOptions = {}): Promise<Wasm
   }
 }
 
-/** The wasm backend on one thread, compiled synchronously (Node allows it for any size). */
+/** The wasm backend on one thread and a shared memory, compiled synchronously (Node allows it for any size). */
 export function createWasmKernelsSync(): WasmKernels {
-  return createWasmKernelsFrom(readKernels());
+  return createWasmKernelsOn(compileSync(readKernels(true), kernelsWasmPath(true)), createSharedMemory(), null);
+}
+
+/**
+ * The one-thread build on a memory that is not shared (what a page without cross-origin
+ * isolation gets): every operand is copied in and out of the module per call.
+ */
+export function createWasmKernelsUnshared(): WasmKernels {
+  return createWasmKernelsFrom(compileSync(readKernels(), kernelsWasmPath()));
 }
