@@ -9,7 +9,6 @@ import { tensorFrom, type Kernels } from './kernels.js';
 import type { DiTConfig } from './config.js';
 import { dims } from './config.js';
 import type { ParamStore } from './params.js';
-import { modulateForward, modulateBackward, gatedResidualForward, gatedResidualBackward } from './modulate.js';
 import { selfAttentionForward, selfAttentionBackward, type AttentionWeights, type AttentionCache } from './selfAttention.js';
 import { moeForward, moeBackward, type MoeWeights, type MoeCache, type MoeDims } from './moe.js';
 
@@ -96,20 +95,20 @@ export function blockForward(kern: Kernels, out: Float32Array, x: Float32Array, 
   const ln1 = { mean: kern.tensor(M), rstd: kern.tensor(M), out: kern.tensor(M * D) };
   kern.layerNorm(ln1.out, ln1.mean, ln1.rstd, x, null, null, M, D, 1e-6);
   const attnIn = kern.tensor(M * D);
-  modulateForward(attnIn, ln1.out, shift1, scale1, B, T, D);
+  kern.modulate(attnIn, ln1.out, shift1, scale1, B, T, D);
   const attnOut = kern.tensor(M * D);
   const attn = selfAttentionForward(kern, attnOut, attnIn, w.attn, B, T, c.num_heads, D, train);
   const x1 = tensorFrom(kern, x);
-  gatedResidualForward(x1, attnOut, gate1, B, T, D);
+  kern.gatedResidual(x1, attnOut, gate1, B, T, D);
 
   const ln2 = { mean: kern.tensor(M), rstd: kern.tensor(M), out: kern.tensor(M * D) };
   kern.layerNorm(ln2.out, ln2.mean, ln2.rstd, x1, null, null, M, D, 1e-6);
   const moeIn = kern.tensor(M * D);
-  modulateForward(moeIn, ln2.out, shift2, scale2, B, T, D);
+  kern.modulate(moeIn, ln2.out, shift2, scale2, B, T, D);
   const moeOut = kern.tensor(M * D);
   const moe = moeForward(kern, moeOut, moeIn, w.moe, moeDims(c), B, T, train);
   out.set(x1);
-  gatedResidualForward(out, moeOut, gate2, B, T, D);
+  kern.gatedResidual(out, moeOut, gate2, B, T, D);
 
   if (trace) {
     const k = c.num_experts_per_tok;
@@ -141,21 +140,21 @@ export function blockBackward(kern: Kernels, dx: Float32Array, dSiluC: Float32Ar
   // out = x1 + gate2 · moeOut
   const dx1 = tensorFrom(kern, dout);
   const dMoeOut = kern.tensor(M * D);
-  gatedResidualBackward(dMoeOut, dgate2, dout, cache.moeOut, gate2, B, T, D);
+  kern.gatedResidualBackward(dMoeOut, dgate2, dout, cache.moeOut, gate2, B, T, D);
   const dMoeIn = kern.tensor(M * D);
   moeBackward(kern, dMoeIn, g.moe, dMoeOut, cache.moeIn, w.moe, cache.moe, moeDims(c), B, T, daux);
   const dln2 = kern.tensor(M * D);
-  modulateBackward(dln2, dshift2, dscale2, dMoeIn, cache.ln2.out, scale2, B, T, D);
+  kern.modulateBackward(dln2, dshift2, dscale2, dMoeIn, cache.ln2.out, scale2, B, T, D);
   kern.layerNormBackward(dx1, null, null, dln2, cache.x1, null, cache.ln2.mean, cache.ln2.rstd, M, D);
 
   // x1 = x + gate1 · attnOut
   for (let i = 0; i < M * D; i++) dx[i] += dx1[i];
   const dAttnOut = kern.tensor(M * D);
-  gatedResidualBackward(dAttnOut, dgate1, dx1, cache.attnOut, gate1, B, T, D);
+  kern.gatedResidualBackward(dAttnOut, dgate1, dx1, cache.attnOut, gate1, B, T, D);
   const dAttnIn = kern.tensor(M * D);
   selfAttentionBackward(kern, dAttnIn, g.attn, dAttnOut, cache.attnIn, w.attn, cache.attn, B, T, c.num_heads, D);
   const dln1 = kern.tensor(M * D);
-  modulateBackward(dln1, dshift1, dscale1, dAttnIn, cache.ln1.out, scale1, B, T, D);
+  kern.modulateBackward(dln1, dshift1, dscale1, dAttnIn, cache.ln1.out, scale1, B, T, D);
   kern.layerNormBackward(dx, null, null, dln1, cache.x, null, cache.ln1.mean, cache.ln1.rstd, M, D);
 
   // mod = Linear(silu(c))

@@ -4,7 +4,6 @@
  *   y = Linear(modulate(LN(x), shift, scale))                     x [B, T, D] → [B, T, p·p·C_out]
  */
 import type { Kernels } from './kernels.js';
-import { modulateForward, modulateBackward } from './modulate.js';
 import { chunkModulation, unchunkModulation } from './block.js';
 
 export interface FinalWeights {
@@ -28,7 +27,7 @@ export function finalLayerForward(kern: Kernels, out: Float32Array, x: Float32Ar
   const ln = { mean: kern.tensor(M), rstd: kern.tensor(M), out: kern.tensor(M * D) };
   kern.layerNorm(ln.out, ln.mean, ln.rstd, x, null, null, M, D, 1e-6);
   const modulated = kern.tensor(M * D);
-  modulateForward(modulated, ln.out, mods[0], mods[1], B, T, D);
+  kern.modulate(modulated, ln.out, mods[0], mods[1], B, T, D);
   kern.linear(out, modulated, w.linW, w.linB, M, D, P);
   return { mods, ln, modulated };
 }
@@ -41,7 +40,7 @@ export function finalLayerBackward(kern: Kernels, dx: Float32Array, dSiluC: Floa
   const dshift = new Float32Array(B * D);
   const dscale = new Float32Array(B * D);
   const dln = kern.tensor(M * D);
-  modulateBackward(dln, dshift, dscale, dmod, cache.ln.out, cache.mods[1], B, T, D);
+  kern.modulateBackward(dln, dshift, dscale, dmod, cache.ln.out, cache.mods[1], B, T, D);
   kern.layerNormBackward(dx, null, null, dln, x, null, cache.ln.mean, cache.ln.rstd, M, D);
   kern.linearBackward(dSiluC, g.adaW, g.adaB, unchunkModulation([dshift, dscale], B, D), siluC, w.adaW, B, D, 2 * D);
 }

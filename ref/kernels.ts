@@ -12,6 +12,7 @@
 import { linearForward, linearBackward } from './linear.js';
 import { layerNormForward, layerNormBackward } from './layernorm.js';
 import { attentionForward, attentionBackward } from './attention.js';
+import { modulateForward, modulateBackward, gatedResidualForward, gatedResidualBackward } from './modulate.js';
 import { swigluForward, swigluBackward } from './swiglu.js';
 import { moeExpertsForward } from './moeExperts.js';
 import type { SwigluWeights } from './moe.js';
@@ -25,6 +26,14 @@ export interface Kernels {
   /** out[M,D] = (x - mean)·rstd (· w + b when given); mean, rstd [M] are written for backward. */
   layerNorm(out: Float32Array, mean: Float32Array, rstd: Float32Array, x: Float32Array, w: Float32Array | null, b: Float32Array | null, M: number, D: number, eps: number): void;
   layerNormBackward(dx: Float32Array, dw: Float32Array | null, db: Float32Array | null, dout: Float32Array, x: Float32Array, w: Float32Array | null, mean: Float32Array, rstd: Float32Array, M: number, D: number): void;
+  /** adaLN modulation: out[B,T,D] = x·(1 + scale) + shift, with shift, scale [B, D] broadcast over the T tokens. */
+  modulate(out: Float32Array, x: Float32Array, shift: Float32Array, scale: Float32Array, B: number, T: number, D: number): void;
+  /** dx += dy·(1 + scale), dshift[b] += Σ_t dy, dscale[b] += Σ_t dy·x. */
+  modulateBackward(dx: Float32Array, dshift: Float32Array, dscale: Float32Array, dout: Float32Array, x: Float32Array, scale: Float32Array, B: number, T: number, D: number): void;
+  /** The gated residual of adaLN-Zero, in place: x[B,T,D] += gate · f, gate [B, D] broadcast over tokens. */
+  gatedResidual(x: Float32Array, f: Float32Array, gate: Float32Array, B: number, T: number, D: number): void;
+  /** df += dy·gate, dgate[b] += Σ_t dy·f (the residual's dx is dy itself). */
+  gatedResidualBackward(df: Float32Array, dgate: Float32Array, dout: Float32Array, f: Float32Array, gate: Float32Array, B: number, T: number, D: number): void;
   /**
    * Multi-head self-attention core on a fused qkv [B, T, 3, H, Dh] (timm and flash layouts agree):
    * out[B,T,H·Dh] = softmax(q kᵀ / √Dh) v per head; probs [B,H,T,T] is written when not null.
@@ -71,6 +80,10 @@ export const refKernels: Kernels = {
   linearBackward,
   layerNorm: layerNormForward,
   layerNormBackward,
+  modulate: modulateForward,
+  modulateBackward,
+  gatedResidual: gatedResidualForward,
+  gatedResidualBackward,
   attention: attentionForward,
   attentionBackward,
   swiglu: swigluForward,

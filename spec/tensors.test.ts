@@ -63,6 +63,18 @@ const CASES: [string, (kern: Kernels, at: Place) => Float32Array[]][] = [
     kern.layerNormBackward(dx, dw, db, at(values(19, M * D)), at(x), values(14, D), at(mean), at(rstd), M, D);
     return [dx, dw, db];
   }],
+  ['modulate, gatedResidual and their backwards', (kern, at) => {
+    const [x, shift, scale, gate] = [at(values(80, M * D)), at(values(81, B * D)), at(values(82, B * D)), at(values(83, B * D))];
+    const out = at(values(84, M * D));
+    kern.modulate(out, x, shift, scale, B, T, D);
+    const res = at(values(85, M * D));
+    kern.gatedResidual(res, out, gate, B, T, D);
+    const [dx, dshift, dscale, dgate] = [at(values(86, M * D)), at(values(87, B * D)), at(values(88, B * D)), at(values(89, B * D))];
+    const dout = at(values(90, M * D));
+    kern.modulateBackward(dx, dshift, dscale, dout, x, scale, B, T, D);
+    kern.gatedResidualBackward(dx, dgate, dout, out, gate, B, T, D);
+    return [out, res, dx, dshift, dscale, dgate];
+  }],
   ['attention with probs, and its backward', (kern, at) => {
     const qkv = at(values(20, M * 3 * D));
     const [out, probs] = [at(values(21, M * D)), at(values(22, B * H * T * T))];

@@ -42,6 +42,10 @@ export interface KernelExports {
   colSumAcc(db: number, dout: number, M: number, N: number): void;
   layerNormForward(out: number, mean: number, rstd: number, x: number, w: number, b: number, M: number, D: number, eps: number): void;
   layerNormBackward(dx: number, dw: number, db: number, dout: number, x: number, w: number, mean: number, rstd: number, M: number, D: number): void;
+  modulateForward(out: number, x: number, shift: number, scale: number, B: number, T: number, D: number): void;
+  modulateBackward(dx: number, dshift: number, dscale: number, dout: number, x: number, scale: number, B: number, T: number, D: number): void;
+  gatedResidualForward(x: number, f: number, gate: number, B: number, T: number, D: number): void;
+  gatedResidualBackward(df: number, dgate: number, dout: number, f: number, gate: number, B: number, T: number, D: number): void;
   softmaxRows(s: number, rows: number, n: number, ld: number, scale: number): void;
   attentionHeadForward(out: number, ldo: number, p: number, q: number, k: number, v: number, ld: number, T: number, Dh: number, scale: number, ap: number, bp: number, tile: number): void;
   attentionHeadForwardTiled(out: number, ldo: number, q: number, k: number, v: number, ld: number, T: number, Dh: number, scale: number, R: number, s: number, ap: number, kp: number, vp: number, tile: number): void;
@@ -169,7 +173,8 @@ export function createSharedMemory(): WasmMemory {
 export function createWasmKernelsOn(module: WasmModule, memory: WasmMemory, pool: ThreadPool | null, minParallelFlops = PARALLEL_FLOPS): WasmKernels {
   checkSimd();
   const exports = instantiate(module, memory);
-  return new WasmBackend(exports, new Arena(memory, exports.heapBase()), pool, minParallelFlops);
+  const arena = new Arena(memory, exports.heapBase(), (p, n) => exports.fillRows(p, n, 0, 1, n));
+  return new WasmBackend(exports, arena, pool, minParallelFlops);
 }
 
 /** A packed weight: panels for x·Wᵀ ('nk') and, when a backward needs it, for dout·W ('kn'). */
@@ -263,7 +268,7 @@ class Scratch {
   /** Where the kernel writes a[0, n), started as `init` says. */
   output(a: Float32Array, n: number, init: OutputInit): number {
     if (this.useInPlace(a, n, true)) {
-      if (init === 'zero') a.fill(0, 0, n);
+      if (init === 'zero') this.arena.clear(a.byteOffset, n);
       return a.byteOffset;
     }
     const p = init === 'keep' ? this.put(a, n) : init === 'zero' ? this.zeros(n) : this.alloc(n);
@@ -608,6 +613,59 @@ class WasmBackend implements WasmKernels {
       // rows are independent unless dw, db sum over them: then one thread
       if (dw || db) e.layerNormBackward(pdx, pdw, pdb, pdo, px, pw, pm, pr, M, D);
       else this.split('layerNormBackward', M, 1, 10 * M * D, (lo, hi) => [pdx + lo * D * 4, 0, 0, pdo + lo * D * 4, px + lo * D * 4, pw, pm + lo * 4, pr + lo * 4, hi - lo, D]);
+    });
+  }
+
+  // out[B,T,D] = x·(1 + scale) + shift, sequences shared by the threads
+  modulate(out: Float32Array, x: Float32Array, shift: Float32Array, scale: Float32Array, B: number, T: number, D: number): void {
+    const where = 'wasm.modulate';
+    dims(where, B, T, D);
+    size(where, 'out', out, B * T * D), size(where, 'x', x, B * T * D), size(where, 'shift', shift, B * D), size(where, 'scale', scale, B * D);
+    if (B * T * D === 0) return;
+    this.scratch((s) => {
+      const [px, psh, psc] = [s.input(x, B * T * D), s.input(shift, B * D), s.input(scale, B * D)];
+      const po = s.output(out, B * T * D, 'none');
+      this.split('modulateForward', B, 1, 3 * B * T * D, (lo, hi) => [po + lo * T * D * 4, px + lo * T * D * 4, psh + lo * D * 4, psc + lo * D * 4, hi - lo, T, D]);
+    });
+  }
+
+  // dx += dy·(1 + scale), dshift[b] += Σ_t dy, dscale[b] += Σ_t dy·x
+  modulateBackward(dx: Float32Array, dshift: Float32Array, dscale: Float32Array, dout: Float32Array, x: Float32Array, scale: Float32Array, B: number, T: number, D: number): void {
+    const where = 'wasm.modulateBackward';
+    dims(where, B, T, D);
+    size(where, 'dx', dx, B * T * D), size(where, 'dshift', dshift, B * D), size(where, 'dscale', dscale, B * D);
+    size(where, 'dout', dout, B * T * D), size(where, 'x', x, B * T * D), size(where, 'scale', scale, B * D);
+    if (B * T * D === 0) return;
+    this.scratch((s) => {
+      const [pdo, px, psc] = [s.input(dout, B * T * D), s.input(x, B * T * D), s.input(scale, B * D)];
+      const [pdx, pdsh, pdsc] = [s.output(dx, B * T * D, 'keep'), s.output(dshift, B * D, 'keep'), s.output(dscale, B * D, 'keep')];
+      this.split('modulateBackward', B, 1, 6 * B * T * D, (lo, hi) => [pdx + lo * T * D * 4, pdsh + lo * D * 4, pdsc + lo * D * 4, pdo + lo * T * D * 4, px + lo * T * D * 4, psc + lo * D * 4, hi - lo, T, D]);
+    });
+  }
+
+  // x += gate · f
+  gatedResidual(x: Float32Array, f: Float32Array, gate: Float32Array, B: number, T: number, D: number): void {
+    const where = 'wasm.gatedResidual';
+    dims(where, B, T, D);
+    size(where, 'x', x, B * T * D), size(where, 'f', f, B * T * D), size(where, 'gate', gate, B * D);
+    if (B * T * D === 0) return;
+    this.scratch((s) => {
+      const [pf, pg] = [s.input(f, B * T * D), s.input(gate, B * D)];
+      const px = s.output(x, B * T * D, 'keep');
+      this.split('gatedResidualForward', B, 1, 2 * B * T * D, (lo, hi) => [px + lo * T * D * 4, pf + lo * T * D * 4, pg + lo * D * 4, hi - lo, T, D]);
+    });
+  }
+
+  // df += dy·gate, dgate[b] += Σ_t dy·f
+  gatedResidualBackward(df: Float32Array, dgate: Float32Array, dout: Float32Array, f: Float32Array, gate: Float32Array, B: number, T: number, D: number): void {
+    const where = 'wasm.gatedResidualBackward';
+    dims(where, B, T, D);
+    size(where, 'df', df, B * T * D), size(where, 'dgate', dgate, B * D), size(where, 'dout', dout, B * T * D), size(where, 'f', f, B * T * D), size(where, 'gate', gate, B * D);
+    if (B * T * D === 0) return;
+    this.scratch((s) => {
+      const [pdo, pf, pg] = [s.input(dout, B * T * D), s.input(f, B * T * D), s.input(gate, B * D)];
+      const [pdf, pdg] = [s.output(df, B * T * D, 'keep'), s.output(dgate, B * D, 'keep')];
+      this.split('gatedResidualBackward', B, 1, 4 * B * T * D, (lo, hi) => [pdf + lo * T * D * 4, pdg + lo * D * 4, pdo + lo * T * D * 4, pf + lo * T * D * 4, pg + lo * D * 4, hi - lo, T, D]);
     });
   }
 
