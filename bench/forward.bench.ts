@@ -36,7 +36,7 @@ interface ForwardCase {
   flop: number;
 }
 
-function forwardCase(preset: string, experts: number, batch: number): ForwardCase {
+export function forwardCase(preset: string, experts: number, batch: number): ForwardCase {
   const c = presetConfig(preset, { num_experts: experts });
   const params = initializeWeights(c, 0);
   // official init zeroes adaLN and the final layer; give them values so no work is skipped

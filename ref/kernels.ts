@@ -13,7 +13,7 @@ import { linearForward, linearBackward } from './linear.js';
 import { layerNormForward, layerNormBackward } from './layernorm.js';
 import { attentionForward, attentionBackward } from './attention.js';
 import { modulateForward, modulateBackward, gatedResidualForward, gatedResidualBackward } from './modulate.js';
-import { swigluForward, swigluBackward } from './swiglu.js';
+import { swigluForward, swigluBackward, swigluExpertsForward, swigluExpertsBackward, type SwigluCall, type SwigluBackwardCall } from './swiglu.js';
 import { moeExpertsForward } from './moeExperts.js';
 import type { SwigluWeights } from './moe.js';
 
@@ -46,6 +46,14 @@ export interface Kernels {
    */
   swiglu(out: Float32Array, gate: Float32Array | null, up: Float32Array | null, x: Float32Array, wg: Float32Array, wu: Float32Array, wd: Float32Array, M: number, D: number, F: number): void;
   swigluBackward(dx: Float32Array, dwg: Float32Array, dwu: Float32Array, dwd: Float32Array, dout: Float32Array, x: Float32Array, gate: Float32Array, up: Float32Array, wg: Float32Array, wu: Float32Array, wd: Float32Array, M: number, D: number, F: number): void;
+  /**
+   * Independent SwiGLU experts of hidden size D in one call, the same as `swiglu` on each in turn
+   * (a training MoE layer: each routed expert on its gathered rows, and the shared expert), so a
+   * backend may run them side by side. No call may write memory another call reads or writes.
+   */
+  swigluExperts(calls: SwigluCall[], D: number): void;
+  /** The same for `swigluBackward` (accumulates). */
+  swigluExpertsBackward(calls: SwigluBackwardCall[], D: number): void;
   /**
    * The routed experts of an MoE layer in eval, dispatched and combined (moeExperts.ts):
    *   out[m, :] = Σ_j weight[m, j] · Expert_{idx[m, j]}(x[m, :]),  x, out [M, D]; idx, weight [M, k];
@@ -88,6 +96,8 @@ export const refKernels: Kernels = {
   attentionBackward,
   swiglu: swigluForward,
   swigluBackward,
+  swigluExperts: swigluExpertsForward,
+  swigluExpertsBackward,
   moeExperts: moeExpertsForward,
   tensor: (n) => new Float32Array(n), // the garbage collector frees it
   mark: () => 0,

@@ -13,6 +13,7 @@ import type { Kernels } from './kernels.js';
 import { routerForward, routerBackward, type RouterOutput } from './router.js';
 import { balanceLossForward, balanceLossBackward } from './balanceLoss.js';
 import { dispatchByExpert, gatherRows, scatterAddRows } from './moeExperts.js';
+import type { SwigluCall, SwigluBackwardCall } from './swiglu.js';
 
 export interface SwigluWeights {
   gate: Float32Array; // [F, D]
@@ -65,33 +66,32 @@ export function moeForward(kern: Kernels, out: Float32Array, x: Float32Array, w:
   const M = B * T;
   const router = routerForward(kern, x, w.gate, M, D, E, k, dims.normTopk);
   const groups: ExpertGroup[] = [];
-  if (!train) kern.moeExperts(out, x, router.topkIdx, router.topkWeight, w.experts, M, D, F, k);
-  else {
-    out.fill(0);
+  const hasShared = w.shared !== null && Fs > 0;
+  const shared = hasShared ? kern.tensor(M * D) : null;
+  const sharedGate = hasShared && train ? kern.tensor(M * Fs) : null;
+  const sharedUp = hasShared && train ? kern.tensor(M * Fs) : null;
+  if (!train) {
+    kern.moeExperts(out, x, router.topkIdx, router.topkWeight, w.experts, M, D, F, k);
+    if (shared) kern.swiglu(shared, null, null, x, w.shared!.gate, w.shared!.up, w.shared!.down, M, D, Fs);
+  } else {
+    // every expert on its gathered rows, and the shared expert, in one call (side by side on threads)
+    const calls: SwigluCall[] = [];
     const slotsByExpert = dispatchByExpert(router.topkIdx, E);
     for (let e = 0; e < E; e++) {
       const slots = slotsByExpert[e];
       const n = slots.length;
       const xIn = kern.tensor(n * D);
       gatherRows(xIn, x, slots, k, D);
-      const gate = kern.tensor(n * F);
-      const up = kern.tensor(n * F);
-      const eo = kern.tensor(n * D);
-      if (n > 0) kern.swiglu(eo, gate, up, xIn, w.experts[e].gate, w.experts[e].up, w.experts[e].down, n, D, F);
-      scatterAddRows(out, eo, slots, router.topkWeight, k, D);
-      groups.push({ slots, xIn, gate, up, out: eo });
+      const grp = { slots, xIn, gate: kern.tensor(n * F), up: kern.tensor(n * F), out: kern.tensor(n * D) };
+      if (n > 0) calls.push({ out: grp.out, gate: grp.gate, up: grp.up, x: xIn, w: w.experts[e], M: n, F });
+      groups.push(grp);
     }
+    if (shared) calls.push({ out: shared, gate: sharedGate, up: sharedUp, x, w: w.shared!, M, F: Fs });
+    kern.swigluExperts(calls, D);
+    out.fill(0);
+    for (const grp of groups) scatterAddRows(out, grp.out, grp.slots, router.topkWeight, k, D);
   }
-  let shared: Float32Array | null = null;
-  let sharedGate: Float32Array | null = null;
-  let sharedUp: Float32Array | null = null;
-  if (w.shared && Fs > 0) {
-    shared = kern.tensor(M * D);
-    sharedGate = train ? kern.tensor(M * Fs) : null;
-    sharedUp = train ? kern.tensor(M * Fs) : null;
-    kern.swiglu(shared, sharedGate, sharedUp, x, w.shared.gate, w.shared.up, w.shared.down, M, D, Fs);
-    for (let i = 0; i < M * D; i++) out[i] += shared[i];
-  }
+  if (shared) for (let i = 0; i < M * D; i++) out[i] += shared[i];
   const aux = dims.alpha > 0 ? balanceLossForward(router.scores, router.topkIdx, B, T, E, k, dims.alpha, dims.seqAux) : 0;
   return { router, groups, shared, sharedGate, sharedUp, aux };
 }
@@ -112,15 +112,18 @@ export function moeBackward(kern: Kernels, dx: Float32Array, g: MoeGrads, dout: 
   const M = B * T;
   const r = cache.router;
   if (cache.groups.length !== E) throw new Error('moeBackward needs the caches of a training forward (moeForward with train = true)');
-  // shared experts: out += Shared(x)
+  // shared experts (out += Shared(x)) and routed experts (out_m += weight_s · eo_r) in one call:
+  // deo_r = weight_s · dout_m, dweight_s = dout_m · eo_r
+  const calls: SwigluBackwardCall[] = [];
   if (w.shared && g.shared && cache.sharedGate && cache.sharedUp && Fs > 0) {
-    kern.swigluBackward(dx, g.shared.gate, g.shared.up, g.shared.down, dout, x, cache.sharedGate, cache.sharedUp, w.shared.gate, w.shared.up, w.shared.down, M, D, Fs);
+    calls.push({ dx, dw: g.shared, dout, x, gate: cache.sharedGate, up: cache.sharedUp, w: w.shared, M, F: Fs });
   }
-  // routed experts: out_m += weight_s · eo_r  →  deo_r = weight_s · dout_m, dweight_s = dout_m · eo_r
   const dWeight = new Float32Array(M * k);
+  const dxIn: Float32Array[] = [];
   for (let e = 0; e < E; e++) {
     const grp = cache.groups[e];
     const n = grp.slots.length;
+    dxIn.push(kern.tensor(n * D));
     if (n === 0) continue;
     const deo = kern.tensor(n * D);
     for (let i = 0; i < n; i++) {
@@ -134,12 +137,10 @@ export function moeBackward(kern: Kernels, dx: Float32Array, g: MoeGrads, dout: 
       }
       dWeight[s] = dot;
     }
-    const dxIn = kern.tensor(n * D);
-    const ew = w.experts[e];
-    const eg = g.experts[e];
-    kern.swigluBackward(dxIn, eg.gate, eg.up, eg.down, deo, grp.xIn, grp.gate, grp.up, ew.gate, ew.up, ew.down, n, D, F);
-    scatterAddRows(dx, dxIn, grp.slots, null, k, D); // inverts the gather
+    calls.push({ dx: dxIn[e], dw: g.experts[e], dout: deo, x: grp.xIn, gate: grp.gate, up: grp.up, w: w.experts[e], M: n, F });
   }
+  kern.swigluExpertsBackward(calls, D);
+  for (let e = 0; e < E; e++) scatterAddRows(dx, dxIn[e], cache.groups[e].slots, null, k, D); // inverts the gather
   // balance loss → scores; weights → scores; then the router's softmax and linear layer
   let dScores: Float32Array | null = null;
   if (dims.alpha > 0 && daux !== 0) {

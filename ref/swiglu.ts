@@ -7,6 +7,7 @@
  */
 import { linearForward, linearBackward } from './linear.js';
 import { silu, siluGrad } from './activations.js';
+import type { SwigluWeights } from './moe.js';
 
 export function swigluForward(out: Float32Array, gate: Float32Array | null, up: Float32Array | null, x: Float32Array, wg: Float32Array, wu: Float32Array, wd: Float32Array, M: number, D: number, F: number): void {
   const g = gate ?? new Float32Array(M * F);
@@ -38,4 +39,42 @@ export function swigluBackward(dx: Float32Array, dwg: Float32Array, dwu: Float32
   }
   linearBackward(dx, dwg, null, dg, x, wg, M, D, F);
   linearBackward(dx, dwu, null, du, x, wu, M, D, F);
+}
+
+/** One expert of `swigluExpertsForward`: swigluForward's operands, with its own rows M and width F. */
+export interface SwigluCall {
+  out: Float32Array; // [M, D]
+  gate: Float32Array | null; // [M, F], kept for backward when given
+  up: Float32Array | null; // [M, F]
+  x: Float32Array; // [M, D]
+  w: SwigluWeights;
+  M: number;
+  F: number;
+}
+
+/** One expert of `swigluExpertsBackward`: swigluBackward's operands (dw: its weight gradients). */
+export interface SwigluBackwardCall {
+  dx: Float32Array;
+  dw: SwigluWeights;
+  dout: Float32Array;
+  x: Float32Array;
+  gate: Float32Array;
+  up: Float32Array;
+  w: SwigluWeights;
+  M: number;
+  F: number;
+}
+
+/**
+ * Independent SwiGLU experts of hidden size D (a training MoE layer: each routed expert on its
+ * gathered rows, and the shared expert), one after the other. A backend may run them side by
+ * side: no call may write memory that another call reads or writes.
+ */
+export function swigluExpertsForward(calls: SwigluCall[], D: number): void {
+  for (const c of calls) swigluForward(c.out, c.gate, c.up, c.x, c.w.gate, c.w.up, c.w.down, c.M, D, c.F);
+}
+
+/** Backward of swigluExpertsForward (accumulates), one expert after the other. */
+export function swigluExpertsBackward(calls: SwigluBackwardCall[], D: number): void {
+  for (const c of calls) swigluBackward(c.dx, c.dw.gate, c.dw.up, c.dw.down, c.dout, c.x, c.gate, c.up, c.w.gate, c.w.up, c.w.down, c.M, D, c.F);
 }

@@ -24,7 +24,7 @@
  * compared within 1e-4 relative to max(1, max|gradient|): float32 rounding of 2–4 chained
  * products stays near 1e-6, a wrong index or a missing term is of order 1.
  */
-import { describe, it, expect, afterAll } from 'vitest';
+import { describe, it, expect, afterAll, vi } from 'vitest';
 import fc from 'fast-check';
 import { refKernels, type Kernels } from '../ref/kernels.js';
 import { siluForward, siluBackward } from '../ref/activations.js';
@@ -333,6 +333,53 @@ describe.each(BACKENDS)('kernels [%s]', (name, kern) => {
       { ...fcOpts, numRuns: 30 },
     );
     expect(overflowing).toBeGreaterThan(20);
+  });
+
+  it('swigluExperts and its backward equal swiglu on each expert in turn (side by side where the threads allow) and ref', () => {
+    const Ms = fc.array(fc.oneof(fc.constantFrom(0, 1, 3, 17), fc.integer({ min: 1, max: 40 })), { minLength: 1, maxLength: 5 });
+    const runs: string[] = [];
+    const spy = 'runCalls' in kern ? vi.spyOn(kern as unknown as { runCalls: (calls: [string, number[]][]) => void }, 'runCalls') : null;
+    fc.assert(
+      fc.property(Ms, fc.integer({ min: 1, max: 24 }), seed, fc.boolean(), (Mlist, D, s, sharedDx) => {
+        spy?.mockClear();
+        const r = rng(s);
+        const experts = Mlist.map((M, i) => ({ M, F: 1 + Math.floor(r() * 20), seed: s + 100 * i }));
+        const weights = experts.map(({ F, seed: q }) => ({ gate: values(q + 1, F * D, 0), up: values(q + 2, F * D, 0), down: values(q + 3, D * F, 0) }));
+        const xs = experts.map(({ M, seed: q }) => values(q + 4, M * D, 0));
+        const fwd = (k: Kernels, batched: boolean) => {
+          const outs = experts.map(({ M, F }) => [new Float32Array(M * D).fill(NaN), new Float32Array(M * F), new Float32Array(M * F)]);
+          const calls = experts.map(({ M, F }, i) => ({ out: outs[i][0], gate: outs[i][1], up: outs[i][2], x: xs[i], w: weights[i], M, F }));
+          if (batched) k.swigluExperts(calls, D);
+          else for (const c of calls) k.swiglu(c.out, c.gate, c.up, c.x, c.w.gate, c.w.up, c.w.down, c.M, D, c.F);
+          return outs;
+        };
+        const [got, oneByOne, want] = [fwd(kern, true), fwd(kern, false), fwd(refKernels, true)];
+        got.forEach((o, i) => o.forEach((a, j) => {
+          expect(a, `expert ${i} output ${j}`).toEqual(oneByOne[i][j]);
+          expectClose(`swigluExperts expert ${i} output ${j}`, a, want[i][j], TOL);
+        }));
+        // backward; with sharedDx every expert accumulates into one dx (calls that may not run side by side)
+        const Mmax = Math.max(...Mlist);
+        const bwd = (k: Kernels, batched: boolean) => {
+          const shared = values(s + 7, Mmax * D, 0);
+          const grads = experts.map(({ M, F, seed: q }) => ({ dx: sharedDx ? shared : values(q + 5, M * D, 0), dw: { gate: values(q + 6, F * D, 0), up: values(q + 7, F * D, 0), down: values(q + 8, D * F, 0) } }));
+          const calls = experts.map(({ M, F, seed: q }, i) => ({ ...grads[i], dout: values(q + 9, M * D, 0), x: xs[i], gate: want[i][1], up: want[i][2], w: weights[i], M, F }));
+          if (batched) k.swigluExpertsBackward(calls, D);
+          else for (const c of calls) k.swigluBackward(c.dx, c.dw.gate, c.dw.up, c.dw.down, c.dout, c.x, c.gate, c.up, c.w.gate, c.w.up, c.w.down, c.M, D, c.F);
+          return grads.flatMap((g) => [g.dx, g.dw.gate, g.dw.up, g.dw.down]);
+        };
+        const [bGot, bOneByOne, bWant] = [bwd(kern, true), bwd(kern, false), bwd(refKernels, true)];
+        bGot.forEach((a, i) => {
+          expect(a, `backward output ${i}`).toEqual(bOneByOne[i]);
+          expectClose(`swigluExpertsBackward output ${i}`, a, bWant[i], TOL);
+        });
+        for (const call of spy?.mock.calls ?? []) runs.push(...call[0].map(([fn]) => fn));
+      }),
+      fcOpts,
+    );
+    // on two threads the experts did run whole side by side, forward and backward
+    if (name === 'wasm 2 threads') expect(runs).toEqual(expect.arrayContaining(['swigluRowsForward', 'swigluRowsBackward']));
+    spy?.mockRestore();
   });
 
   it('swiglu and swigluBackward equal ref', () => {

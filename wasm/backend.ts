@@ -24,6 +24,7 @@ import { Arena } from './arena.js';
 import { webAssembly, type WasmBytes, type WasmModule, type WasmMemory } from './webassembly.js';
 import type { Call, ThreadPool, WorkerFunction } from './threads.js';
 import type { SwigluWeights } from '../ref/moe.js';
+import type { SwigluCall, SwigluBackwardCall } from '../ref/swiglu.js';
 import { dispatchByExpert } from '../ref/moeExperts.js';
 
 /** The module's exports (wasm/assembly/*.ts): byte addresses and f32 counts. */
@@ -59,6 +60,8 @@ export interface KernelExports {
   packARowsGather(ap: number, x: number, ldx: number, slots: number, k: number, n: number, K: number): void;
   scatterAddRows(out: number, ldo: number, y: number, slots: number, weight: number, k: number, n: number, D: number): void;
   expertForward(y: number, x: number, slots: number, k: number, n: number, D: number, F: number, bg: number, bu: number, bd: number, g: number, u: number, h: number, ap: number, tile: number): void;
+  swigluRowsForward(y: number, g: number, u: number, x: number, n: number, D: number, F: number, bg: number, bu: number, bd: number, h: number, ap: number, tile: number): void;
+  swigluRowsBackward(dx: number, dwg: number, dwu: number, dwd: number, dout: number, x: number, g: number, u: number, n: number, D: number, F: number, bdT: number, bgT: number, buT: number, h: number, dh: number, dg: number, du: number, ap: number, apT: number, bpT: number, tile: number): void;
 }
 
 /** The wasm backend: the kernel interface plus its arena and raw exports (tests, bench). */
@@ -832,6 +835,109 @@ class WasmBackend implements WasmKernels {
         });
       }
       groups.forEach((g, i) => e.scatterAddRows(po, D, ys[i], slots[i], pw, k, g.slots.length, D)); // out[slot / k] += weight · y
+    });
+  }
+
+  /**
+   * Whether independent experts (work ∝ rows·width each) can run whole, one per thread: more
+   * than one, on more than one thread, none with more than a thread's share, and no call writing
+   * memory that another call uses (each call's operands: [array, written]).
+   */
+  private sideBySide(work: number[], operands: [Float32Array | null, boolean][][], flops: number): boolean {
+    const parts = this.parts(flops);
+    const total = work.reduce((p, q) => p + q, 0);
+    if (parts === 1 || work.length < 2 || Math.max(...work) * parts > total) return false;
+    const ranges = operands.flatMap((ops, call) => ops.filter(([a]) => a !== null).map(([a, write]) => ({ call, write, buffer: a!.buffer, lo: a!.byteOffset, hi: a!.byteOffset + a!.byteLength })));
+    for (const p of ranges)
+      for (const q of ranges) if (p.call < q.call && (p.write || q.write) && p.buffer === q.buffer && p.lo < q.hi && q.lo < p.hi) return false;
+    return true;
+  }
+
+  /**
+   * Experts side by side, each whole on one thread (`swigluRowsForward`), largest first; when
+   * they cannot be (one thread, one expert, one too large, shared outputs), one after the other,
+   * each product split between the threads (`swiglu`).
+   */
+  swigluExperts(calls: SwigluCall[], D: number): void {
+    const live = calls.filter((c) => c.M * D > 0 && c.F > 0);
+    const flops = live.reduce((p, c) => p + 6 * c.M * D * c.F, 0);
+    const ops = live.map((c): [Float32Array | null, boolean][] => [[c.out, true], [c.gate, true], [c.up, true], [c.x, false]]);
+    if (!this.sideBySide(live.map((c) => c.M * c.F), ops, flops)) {
+      for (const c of calls) this.swiglu(c.out, c.gate, c.up, c.x, c.w.gate, c.w.up, c.w.down, c.M, D, c.F);
+      return;
+    }
+    const where = 'wasm.swigluExperts';
+    dims(where, D);
+    live.forEach((c, i) => {
+      dims(where, c.M, c.F);
+      size(where, `calls[${i}].out`, c.out, c.M * D), size(where, `calls[${i}].gate`, c.gate, c.M * c.F), size(where, `calls[${i}].up`, c.up, c.M * c.F), size(where, `calls[${i}].x`, c.x, c.M * D);
+      size(where, `calls[${i}].w.gate`, c.w.gate, c.F * D), size(where, `calls[${i}].w.up`, c.w.up, c.F * D), size(where, `calls[${i}].w.down`, c.w.down, D * c.F);
+    });
+    const e = this.exports;
+    const packed = live.map((c) => [this.packed(c.w.gate, c.F, D, 'nk'), this.packed(c.w.up, c.F, D, 'nk'), this.packed(c.w.down, D, c.F, 'nk')]);
+    const nMax = Math.max(...live.map((c) => c.M));
+    const fMax = Math.max(...live.map((c) => c.F));
+    this.scratch((s) => {
+      const args = live.map((c, i) => {
+        const px = s.input(c.x, c.M * D);
+        const pg = c.gate ? s.output(c.gate, c.M * c.F, 'none') : s.alloc(c.M * c.F);
+        const pu = c.up ? s.output(c.up, c.M * c.F, 'none') : s.alloc(c.M * c.F);
+        const po = s.output(c.out, c.M * D, 'none');
+        return [po, pg, pu, px, c.M, D, c.F, ...packed[i], -1, -2, -3];
+      });
+      // per thread: h [nMax, fMax], packed A, the edge tile
+      const scratch = Array.from({ length: this.threads }, (_, t) => [s.alloc(nMax * fMax), s.alloc(e.packedASize(nMax, Math.max(D, fMax))), t === 0 ? this.tiles[0] : s.alloc(32)]);
+      const order = live.map((_, i) => i).sort((i, j) => live[j].M * live[j].F - live[i].M * live[i].F);
+      this.runCalls(
+        order.map((i): Call => ['swigluRowsForward', args[i]]),
+        scratch,
+      );
+    });
+  }
+
+  /** Backward of swigluExperts (accumulates): side by side as the forward, or one after the other. */
+  swigluExpertsBackward(calls: SwigluBackwardCall[], D: number): void {
+    const live = calls.filter((c) => c.M * D * c.F > 0);
+    const flops = live.reduce((p, c) => p + 12 * c.M * D * c.F, 0);
+    const ops = live.map((c): [Float32Array | null, boolean][] => [[c.dx, true], [c.dw.gate, true], [c.dw.up, true], [c.dw.down, true], [c.dout, false], [c.x, false], [c.gate, false], [c.up, false]]);
+    if (!this.sideBySide(live.map((c) => c.M * c.F), ops, flops)) {
+      for (const c of calls) this.swigluBackward(c.dx, c.dw.gate, c.dw.up, c.dw.down, c.dout, c.x, c.gate, c.up, c.w.gate, c.w.up, c.w.down, c.M, D, c.F);
+      return;
+    }
+    const where = 'wasm.swigluExpertsBackward';
+    dims(where, D);
+    live.forEach((c, i) => {
+      dims(where, c.M, c.F);
+      const [M, F] = [c.M, c.F];
+      size(where, `calls[${i}].dx`, c.dx, M * D), size(where, `calls[${i}].dw.gate`, c.dw.gate, F * D), size(where, `calls[${i}].dw.up`, c.dw.up, F * D), size(where, `calls[${i}].dw.down`, c.dw.down, D * F);
+      size(where, `calls[${i}].dout`, c.dout, M * D), size(where, `calls[${i}].x`, c.x, M * D), size(where, `calls[${i}].gate`, c.gate, M * F), size(where, `calls[${i}].up`, c.up, M * F);
+      size(where, `calls[${i}].w.gate`, c.w.gate, F * D), size(where, `calls[${i}].w.up`, c.w.up, F * D), size(where, `calls[${i}].w.down`, c.w.down, D * F);
+    });
+    const e = this.exports;
+    const packed = live.map((c) => [this.packed(c.w.down, D, c.F, 'kn'), this.packed(c.w.gate, c.F, D, 'kn'), this.packed(c.w.up, c.F, D, 'kn')]);
+    const nMax = Math.max(...live.map((c) => c.M));
+    const L = Math.max(D, ...live.map((c) => c.F));
+    this.scratch((s) => {
+      const args = live.map((c, i) => {
+        const [M, F] = [c.M, c.F];
+        const [pdo, px, pg, pu] = [s.input(c.dout, M * D), s.input(c.x, M * D), s.input(c.gate, M * F), s.input(c.up, M * F)];
+        const pdx = s.output(c.dx, M * D, 'keep');
+        const [pdwg, pdwu, pdwd] = [s.output(c.dw.gate, F * D, 'keep'), s.output(c.dw.up, F * D, 'keep'), s.output(c.dw.down, D * F, 'keep')];
+        return [pdx, pdwg, pdwu, pdwd, pdo, px, pg, pu, M, D, F, ...packed[i], -1, -2, -3, -4, -5, -6, -7, -8];
+      });
+      // per thread: h, dh, dg, du [nMax, L]; packed A, packed Aᵀ, packed B; the edge tile
+      const scratch = Array.from({ length: this.threads }, (_, t) => [
+        ...[0, 1, 2, 3].map(() => s.alloc(nMax * L)),
+        s.alloc(e.packedASize(nMax, L)),
+        s.alloc(e.packedASize(L, nMax)),
+        s.alloc(e.packedBSize(L, nMax)),
+        t === 0 ? this.tiles[0] : s.alloc(32),
+      ]);
+      const order = live.map((_, i) => i).sort((i, j) => live[j].M * live[j].F - live[i].M * live[i].F);
+      this.runCalls(
+        order.map((i): Call => ['swigluRowsBackward', args[i]]),
+        scratch,
+      );
     });
   }
 

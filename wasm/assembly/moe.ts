@@ -5,8 +5,8 @@
  *                    and the packing in one pass, no gathered copy of x
  *   scatterAddRows:  out[slots[r] / k, :] += weight[slots[r]] · y[r, :]   (y [n, D], out row stride ldo)
  */
-import { packRowPair, packARows, gemmPacked, fillRows } from './gemm';
-import { swigluGate } from './activations';
+import { packRowPair } from './gemm';
+import { swigluPackedForward } from './swiglu';
 
 /** Packed A [n, K] of the gathered rows A[r, :] = x[slots[r] / k, :] (x row stride ldx). */
 export function packARowsGather(ap: usize, x: usize, ldx: i32, slots: usize, k: i32, n: i32, K: i32): void {
@@ -46,13 +46,6 @@ export function scatterAddRows(out: usize, ldo: i32, y: usize, slots: usize, wei
  * g, u, h [n, F], ap (packedASize(n, max(D, F))) and the 2×16 edge tile: the thread's scratch.
  */
 export function expertForward(y: usize, x: usize, slots: usize, k: i32, n: i32, D: i32, F: i32, bg: usize, bu: usize, bd: usize, g: usize, u: usize, h: usize, ap: usize, tile: usize): void {
-  fillRows(g, F, 0, n, F);
-  fillRows(u, F, 0, n, F);
-  fillRows(y, D, 0, n, D);
   packARowsGather(ap, x, D, slots, k, n, D);
-  gemmPacked(g, F, ap, bg, n, F, D, tile);
-  gemmPacked(u, F, ap, bu, n, F, D, tile);
-  swigluGate(h, g, u, n * F);
-  packARows(ap, h, F, n, F);
-  gemmPacked(y, D, ap, bd, n, D, F, tile);
+  swigluPackedForward(y, ap, n, D, F, bg, bu, bd, g, u, h, tile);
 }
