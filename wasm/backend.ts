@@ -36,8 +36,8 @@ export interface KernelExports {
   packACols(ap: number, a: number, lda: number, M: number, K: number): void;
   packBNK(bp: number, b: number, ldb: number, N: number, K: number): void;
   packBKN(bp: number, b: number, ldb: number, N: number, K: number): void;
-  gemmPacked(c: number, ldc: number, ap: number, bp: number, M: number, N: number, K: number, tile: number): void;
-  gemmPackedCols(c: number, ldc: number, ap: number, bp: number, M: number, N: number, K: number, n0: number, n1: number, tile: number): void;
+  gemmPacked(c: number, ldc: number, ap: number, bp: number, M: number, N: number, K: number, tile: number, overwrite: number): void;
+  gemmPackedCols(c: number, ldc: number, ap: number, bp: number, M: number, N: number, K: number, n0: number, n1: number, tile: number, overwrite: number): void;
   gemmNaive(c: number, ldc: number, a: number, lda: number, aTrans: number, b: number, ldb: number, bNK: number, M: number, N: number, K: number): void;
   fillRows(c: number, ldc: number, bias: number, M: number, N: number): void;
   colSumAcc(db: number, dout: number, M: number, N: number): void;
@@ -400,18 +400,22 @@ class WasmBackend implements WasmKernels {
     else this.pool.run(calls, scratch, self);
   }
 
-  /** C[M,N] (row stride ldc) += A·B from packed operands, in blocks of columns shared by the threads. */
-  private gemm(c: number, ldc: number, ap: number, bp: number, M: number, N: number, K: number): void {
+  /**
+   * C[M,N] (row stride ldc) = A·B (overwrite: C's old contents are never read) or += A·B, from
+   * packed operands, in blocks of columns shared by the threads.
+   */
+  private gemm(c: number, ldc: number, ap: number, bp: number, M: number, N: number, K: number, overwrite: boolean): void {
     const panels = Math.ceil(N / 16);
     const parts = this.parts(2 * M * N * K);
+    const ow = overwrite ? 1 : 0;
     if (parts === 1 || panels === 1) {
-      this.exports.gemmPacked(c, ldc, ap, bp, M, N, K, this.tiles[0]);
+      this.exports.gemmPacked(c, ldc, ap, bp, M, N, K, this.tiles[0], ow);
       return;
     }
     // about 6 blocks per thread: small enough to balance, large enough to amortise a claim
     const per = Math.max(1, Math.ceil(panels / (6 * parts)));
     const calls: Call[] = [];
-    for (let p = 0; p < panels; p += per) calls.push(['gemmPackedCols', [c, ldc, ap, bp, M, N, K, p * 16, Math.min(N, (p + per) * 16), -1]]);
+    for (let p = 0; p < panels; p += per) calls.push(['gemmPackedCols', [c, ldc, ap, bp, M, N, K, p * 16, Math.min(N, (p + per) * 16), -1, ow]]);
     this.runCalls(
       calls,
       this.tiles.map((t) => [t]),
@@ -540,9 +544,9 @@ class WasmBackend implements WasmKernels {
       const pb = b ? s.input(b, N) : 0;
       const pc = s.output(out, M * N, 'none');
       const ap = s.alloc(e.packedASize(M, K));
-      e.fillRows(pc, N, pb, M, N);
+      if (pb) e.fillRows(pc, N, pb, M, N); // then the product adds to the bias rows
       this.packRows(ap, px, K, M, K);
-      this.gemm(pc, N, ap, bp, M, N, K);
+      this.gemm(pc, N, ap, bp, M, N, K, !pb);
     });
   }
 
@@ -561,7 +565,7 @@ class WasmBackend implements WasmKernels {
         const pdx = s.output(dx, M * K, 'keep');
         const ap = s.alloc(e.packedASize(M, N));
         this.packRows(ap, pd, N, M, N);
-        this.gemm(pdx, K, ap, bpW, M, K, N); // dx += dout·w: reduction over N
+        this.gemm(pdx, K, ap, bpW, M, K, N, false); // dx += dout·w: reduction over N
       }
       if (dw && K > 0) {
         const px = s.input(x, M * K);
@@ -570,7 +574,7 @@ class WasmBackend implements WasmKernels {
         const bp = s.alloc(e.packedBSize(K, M));
         this.packCols(ap, pd, N, N, M); // A = doutᵀ [N, M]
         this.packKN(bp, px, K, K, M); // B = x [M, K]
-        this.gemm(pdw, K, ap, bp, N, K, M);
+        this.gemm(pdw, K, ap, bp, N, K, M, false);
       }
       if (db) {
         const pdb = s.output(db, N, 'keep');
@@ -757,17 +761,17 @@ class WasmBackend implements WasmKernels {
     const bd = this.packed(wd, D, F, 'nk');
     this.scratch((s) => {
       const px = s.input(x, M * D);
-      const pg = gate ? s.output(gate, M * F, 'zero') : s.zeros(M * F);
-      const pu = up ? s.output(up, M * F, 'zero') : s.zeros(M * F);
+      const pg = gate ? s.output(gate, M * F, 'none') : s.alloc(M * F);
+      const pu = up ? s.output(up, M * F, 'none') : s.alloc(M * F);
       const ph = s.alloc(M * F);
-      const po = s.output(out, M * D, 'zero');
+      const po = s.output(out, M * D, 'none');
       const ap = s.alloc(e.packedASize(M, Math.max(D, F)));
       this.packRows(ap, px, D, M, D);
-      this.gemm(pg, F, ap, bg, M, F, D); // g = x Wgᵀ
-      this.gemm(pu, F, ap, bu, M, F, D); // u = x Wuᵀ
+      this.gemm(pg, F, ap, bg, M, F, D, true); // g = x Wgᵀ
+      this.gemm(pu, F, ap, bu, M, F, D, true); // u = x Wuᵀ
       this.gate(ph, pg, pu, M * F); // h = silu(g) ⊙ u
       this.packRows(ap, ph, F, M, F);
-      this.gemm(po, D, ap, bd, M, D, F); // y = h Wdᵀ
+      this.gemm(po, D, ap, bd, M, D, F, true); // y = h Wdᵀ
     });
   }
 
@@ -823,15 +827,12 @@ class WasmBackend implements WasmKernels {
         const ap = s.alloc(e.packedASize(nMax, Math.max(D, F)));
         groups.forEach((g, i) => {
           const n = g.slots.length;
-          e.fillRows(pg, F, 0, n, F);
-          e.fillRows(pu, F, 0, n, F);
-          e.fillRows(ys[i], D, 0, n, D);
           e.packARowsGather(ap, px, D, slots[i], k, n, D); // A = x[slots / k]
-          this.gemm(pg, F, ap, packed[i].g, n, F, D); // g = A Wgᵀ
-          this.gemm(pu, F, ap, packed[i].u, n, F, D); // u = A Wuᵀ
+          this.gemm(pg, F, ap, packed[i].g, n, F, D, true); // g = A Wgᵀ
+          this.gemm(pu, F, ap, packed[i].u, n, F, D, true); // u = A Wuᵀ
           this.gate(ph, pg, pu, n * F); // h = silu(g) ⊙ u
           this.packRows(ap, ph, F, n, F);
-          this.gemm(ys[i], D, ap, packed[i].d, n, D, F); // y = h Wdᵀ
+          this.gemm(ys[i], D, ap, packed[i].d, n, D, F, true); // y = h Wdᵀ
         });
       }
       groups.forEach((g, i) => e.scatterAddRows(po, D, ys[i], slots[i], pw, k, g.slots.length, D)); // out[slot / k] += weight · y
@@ -964,7 +965,7 @@ class WasmBackend implements WasmKernels {
       const pg = s.input(gate, n);
       const pu = s.input(up, n);
       const ph = s.alloc(n);
-      const pdh = s.zeros(n);
+      const pdh = s.alloc(n);
       const ap = s.alloc(e.packedASize(M, Math.max(D, F)));
       const apT = s.alloc(e.packedASize(Math.max(D, F), M));
       const bpT = s.alloc(e.packedBSize(Math.max(D, F), M));
@@ -976,20 +977,20 @@ class WasmBackend implements WasmKernels {
       const pdwd = s.output(dwd, D * F, 'keep');
       this.gate(ph, pg, pu, n); // h = silu(g) ⊙ u, recomputed
       this.packRows(ap, pdo, D, M, D);
-      this.gemm(pdh, F, ap, bdT, M, F, D); // dh = dy·Wd
+      this.gemm(pdh, F, ap, bdT, M, F, D, true); // dh = dy·Wd
       this.packCols(apT, pdo, D, D, M);
       this.packKN(bpT, ph, F, F, M);
-      this.gemm(pdwd, F, apT, bpT, D, F, M); // dWd += dyᵀ·h
+      this.gemm(pdwd, F, apT, bpT, D, F, M, false); // dWd += dyᵀ·h
       this.gateBackward(pdg, pdu, pdh, pg, pu, n);
       this.packRows(ap, pdg, F, M, F);
-      this.gemm(pdx, D, ap, bgT, M, D, F); // dx += dg·Wg
+      this.gemm(pdx, D, ap, bgT, M, D, F, false); // dx += dg·Wg
       this.packRows(ap, pdu, F, M, F);
-      this.gemm(pdx, D, ap, buT, M, D, F); // dx += du·Wu
+      this.gemm(pdx, D, ap, buT, M, D, F, false); // dx += du·Wu
       this.packKN(bpT, px, D, D, M); // B = x [M, D]
       this.packCols(apT, pdg, F, F, M);
-      this.gemm(pdwg, D, apT, bpT, F, D, M); // dWg += dgᵀ·x
+      this.gemm(pdwg, D, apT, bpT, F, D, M, false); // dWg += dgᵀ·x
       this.packCols(apT, pdu, F, F, M);
-      this.gemm(pdwu, D, apT, bpT, F, D, M); // dWu += duᵀ·x
+      this.gemm(pdwu, D, apT, bpT, F, D, M, false); // dWu += duᵀ·x
     });
   }
 

@@ -9,7 +9,7 @@
  *    ap ≥ packedASize(T, max(T, Dh)), bp ≥ packedBSize(max(T, Dh), max(T, Dh));
  *  - attentionHeadForwardTiled (eval, P not wanted) never holds more than R rows of P: scratch O(R·T + T·Dh) instead of O(T²), see its comment.
  */
-import { packARows, packACols, packBNK, packBKN, gemmPacked, fillRows } from './gemm';
+import { packARows, packACols, packBNK, packBKN, gemmPacked } from './gemm';
 import { exp4 } from './activations';
 
 /** b if a < b, else a: the scalar f32x4.pmax (one instruction; a NaN b is skipped, like the reference's `if (s > max)`). */
@@ -75,23 +75,21 @@ export function softmaxRows(s: usize, rows: i32, n: i32, ld: i32, scale: f32): v
 /** Forward for one head, P written to `p` ([T, T] contiguous: the probs slice, kept for backward). */
 export function attentionHeadForward(out: usize, ldo: i32, p: usize, q: usize, k: usize, v: usize, ld: i32, T: i32, Dh: i32, scale: f32, ap: usize, bp: usize, tile: usize): void {
   // S = q kᵀ: B given as [N=T, K=Dh], the weight layout
-  fillRows(p, T, 0, T, T);
   packARows(ap, q, ld, T, Dh);
   packBNK(bp, k, ld, T, Dh);
-  gemmPacked(p, T, ap, bp, T, T, Dh, tile);
+  gemmPacked(p, T, ap, bp, T, T, Dh, tile, true);
   softmaxRows(p, T, T, T, scale);
   // out = P v: B = v given row-major [K=T, N=Dh]
-  fillRows(out, ldo, 0, T, Dh);
   packARows(ap, p, T, T, T);
   packBKN(bp, v, ld, Dh, T);
-  gemmPacked(out, ldo, ap, bp, T, Dh, T, tile);
+  gemmPacked(out, ldo, ap, bp, T, Dh, T, tile, true);
 }
 
 /**
  * Forward for one head without P (eval), fused per block of R query rows:
  *   Kp = pack(kᵀ) as B [K=Dh, N=T] (packBNK),  Vp = pack(v) as B [K=T, N=Dh] (packBKN), once
  *   for r0 = 0, R, 2R, … < T, rows = min(R, T - r0):
- *     S    = q[r0 : r0+rows, :] · kᵀ                  [rows, T]  (gemmPacked on a zeroed tile)
+ *     S    = q[r0 : r0+rows, :] · kᵀ                  [rows, T]  (gemmPacked, overwriting the tile)
  *     P    = softmax(S · scale) row by row             [rows, T]  (softmaxRows: max subtracted)
  *     out[r0 : r0+rows, :] = P · v                     [rows, Dh] (written straight into out)
  * The same products, the same order of summation and the same softmax as attentionHeadForward,
@@ -107,13 +105,11 @@ export function attentionHeadForwardTiled(out: usize, ldo: i32, q: usize, k: usi
   for (let r0 = 0; r0 < T; r0 += R) {
     const rows = min(R, T - r0);
     const o = out + (<usize>r0 * ldo) * 4;
-    fillRows(s, T, 0, rows, T);
     packARows(ap, q + (<usize>r0 * ld) * 4, ld, rows, Dh);
-    gemmPacked(s, T, ap, kp, rows, T, Dh, tile);
+    gemmPacked(s, T, ap, kp, rows, T, Dh, tile, true);
     softmaxRows(s, rows, T, T, scale);
-    fillRows(o, ldo, 0, rows, Dh);
     packARows(ap, s, T, rows, T);
-    gemmPacked(o, ldo, ap, vp, rows, Dh, T, tile);
+    gemmPacked(o, ldo, ap, vp, rows, Dh, T, tile, true);
   }
 }
 
@@ -128,21 +124,20 @@ export function attentionHeadForwardTiled(out: usize, ldo: i32, q: usize, k: usi
 export function attentionHeadBackward(dq: usize, dk: usize, dv: usize, ldd: i32, dout: usize, ldo: i32, q: usize, k: usize, v: usize, ld: i32, p: usize, T: i32, Dh: i32, scale: f32, dp: usize, ap: usize, bp: usize, tile: usize): void {
   packACols(ap, p, T, T, T);
   packBKN(bp, dout, ldo, Dh, T);
-  gemmPacked(dv, ldd, ap, bp, T, Dh, T, tile);
+  gemmPacked(dv, ldd, ap, bp, T, Dh, T, tile, false);
 
-  fillRows(dp, T, 0, T, T);
   packARows(ap, dout, ldo, T, Dh);
   packBNK(bp, v, ld, T, Dh);
-  gemmPacked(dp, T, ap, bp, T, T, Dh, tile);
+  gemmPacked(dp, T, ap, bp, T, T, Dh, tile, true);
   softmaxBackwardRows(dp, p, T, scale);
 
   packARows(ap, dp, T, T, T);
   packBKN(bp, k, ld, Dh, T);
-  gemmPacked(dq, ldd, ap, bp, T, Dh, T, tile);
+  gemmPacked(dq, ldd, ap, bp, T, Dh, T, tile, false);
 
   packACols(ap, dp, T, T, T);
   packBKN(bp, q, ld, Dh, T);
-  gemmPacked(dk, ldd, ap, bp, T, Dh, T, tile);
+  gemmPacked(dk, ldd, ap, bp, T, Dh, T, tile, false);
 }
 
 /** dp[t, s] = p[t, s] · (dp[t, s] - Σ_s' p[t, s'] dp[t, s']) · scale, in place. */

@@ -8,19 +8,16 @@
  * Weights come packed (gemm.ts B panels): bg, bu, bd of Wgᵀ, Wuᵀ, Wdᵀ for the forward; bdT, bgT,
  * buT of Wd, Wg, Wu for the backward. The rest are the thread's scratch.
  */
-import { packARows, packACols, packBKN, gemmPacked, fillRows } from './gemm';
+import { packARows, packACols, packBKN, gemmPacked } from './gemm';
 import { swigluGate, swigluGateBackward } from './activations';
 
 /** The forward's products and gate after x's rows are packed into ap (packedASize(n, max(D, F))). */
 export function swigluPackedForward(y: usize, ap: usize, n: i32, D: i32, F: i32, bg: usize, bu: usize, bd: usize, g: usize, u: usize, h: usize, tile: usize): void {
-  fillRows(g, F, 0, n, F);
-  fillRows(u, F, 0, n, F);
-  fillRows(y, D, 0, n, D);
-  gemmPacked(g, F, ap, bg, n, F, D, tile);
-  gemmPacked(u, F, ap, bu, n, F, D, tile);
+  gemmPacked(g, F, ap, bg, n, F, D, tile, true);
+  gemmPacked(u, F, ap, bu, n, F, D, tile, true);
   swigluGate(h, g, u, n * F);
   packARows(ap, h, F, n, F);
-  gemmPacked(y, D, ap, bd, n, D, F, tile);
+  gemmPacked(y, D, ap, bd, n, D, F, tile, true);
 }
 
 /** y [n, D] = SwiGLU(x [n, D]); g, u [n, F] kept for the backward; h [n, F] and ap scratch. */
@@ -37,20 +34,19 @@ export function swigluRowsForward(y: usize, g: usize, u: usize, x: usize, n: i32
 export function swigluRowsBackward(dx: usize, dwg: usize, dwu: usize, dwd: usize, dout: usize, x: usize, g: usize, u: usize, n: i32, D: i32, F: i32, bdT: usize, bgT: usize, buT: usize, h: usize, dh: usize, dg: usize, du: usize, ap: usize, apT: usize, bpT: usize, tile: usize): void {
   const nF = n * F;
   swigluGate(h, g, u, nF); // h, recomputed
-  fillRows(dh, F, 0, n, F);
   packARows(ap, dout, D, n, D);
-  gemmPacked(dh, F, ap, bdT, n, F, D, tile); // dh = dy·Wd
+  gemmPacked(dh, F, ap, bdT, n, F, D, tile, true); // dh = dy·Wd
   packACols(apT, dout, D, D, n);
   packBKN(bpT, h, F, F, n);
-  gemmPacked(dwd, F, apT, bpT, D, F, n, tile); // dWd += dyᵀ·h
+  gemmPacked(dwd, F, apT, bpT, D, F, n, tile, false); // dWd += dyᵀ·h
   swigluGateBackward(dg, du, dh, g, u, nF);
   packARows(ap, dg, F, n, F);
-  gemmPacked(dx, D, ap, bgT, n, D, F, tile); // dx += dg·Wg
+  gemmPacked(dx, D, ap, bgT, n, D, F, tile, false); // dx += dg·Wg
   packARows(ap, du, F, n, F);
-  gemmPacked(dx, D, ap, buT, n, D, F, tile); // dx += du·Wu
+  gemmPacked(dx, D, ap, buT, n, D, F, tile, false); // dx += du·Wu
   packBKN(bpT, x, D, D, n); // B = x [n, D]
   packACols(apT, dg, F, F, n);
-  gemmPacked(dwg, D, apT, bpT, F, D, n, tile); // dWg += dgᵀ·x
+  gemmPacked(dwg, D, apT, bpT, F, D, n, tile, false); // dWg += dgᵀ·x
   packACols(apT, du, F, F, n);
-  gemmPacked(dwu, D, apT, bpT, F, D, n, tile); // dWu += duᵀ·x
+  gemmPacked(dwu, D, apT, bpT, F, D, n, tile, false); // dWu += duᵀ·x
 }
