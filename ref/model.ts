@@ -109,12 +109,16 @@ export class DiTModel {
   run(x: Float32Array, shape: readonly number[], t: ArrayLike<number>, y: ArrayLike<number>, train: boolean, trace?: Trace): ForwardResult {
     const N = this.checkInputs(x, shape, t, y);
     const mark = this.kernels.mark();
+    let result: ForwardResult;
     try {
       const copies: Trace | undefined = trace && ((name, data, shape) => trace(name, data.slice(), shape));
-      return this.runOn(x, N, t, y, train, mark, copies);
-    } finally {
-      if (!train) this.kernels.release(mark);
+      result = this.runOn(x, N, t, y, train, mark, copies);
+    } catch (e) {
+      this.kernels.release(mark); // a failed forward keeps nothing
+      throw e;
     }
+    if (!train) this.kernels.release(mark);
+    return result;
   }
 
   private runOn(x: Float32Array, N: number, t: ArrayLike<number>, y: ArrayLike<number>, train: boolean, mark: number, trace?: Trace): ForwardResult {

@@ -165,6 +165,21 @@ describe.each(BACKENDS)('tensors on %s', (_name, kern) => {
 });
 
 describe.each(WASMS)('in place on %s', (_name, kern) => {
+  it('a forward that fails half-way frees what it had allocated', () => {
+    const model = tinyModel();
+    const failing = Object.create(kern) as Kernels;
+    failing.attention = () => {
+      throw new DitMoeError('injected failure', 'test');
+    };
+    model.kernels = failing;
+    const mark = kern.mark();
+    const x = values(96, 2 * 64);
+    expect(() => model.forwardTrain(x, [2, 1, 8, 8], [10, 20], [0, 1])).toThrow(/injected failure/);
+    expect(() => model.forward(x, [2, 1, 8, 8], [10, 20], [0, 1])).toThrow(/injected failure/);
+    expect(kern.mark()).toBe(mark);
+  });
+
+
   it('hands out views of its shared memory', () => {
     const t = kern.tensor(8);
     expect(t.buffer).toBeInstanceOf(SharedArrayBuffer);
