@@ -14,7 +14,7 @@ import { layerNormForward, layerNormBackward } from './layernorm.js';
 import { attentionForward, attentionBackward } from './attention.js';
 import { modulateForward, modulateBackward, gatedResidualForward, gatedResidualBackward } from './modulate.js';
 import { swigluForward, swigluBackward, swigluExpertsForward, swigluExpertsBackward, type SwigluCall, type SwigluBackwardCall } from './swiglu.js';
-import { moeExpertsForward } from './moeExperts.js';
+import { moeExpertsForward, gatherRows, scatterAddRows, scatterAddRowsBackward } from './moeExperts.js';
 import type { SwigluWeights } from './moe.js';
 
 export interface Kernels {
@@ -54,6 +54,12 @@ export interface Kernels {
   swigluExperts(calls: SwigluCall[], D: number): void;
   /** The same for `swigluBackward` (accumulates). */
   swigluExpertsBackward(calls: SwigluBackwardCall[], D: number): void;
+  /** MoE dispatch: out[r, :] = x[slots[r] / k, :] for the n = slots.length routing slots of one expert (out [n, D]). */
+  gatherRows(out: Float32Array, x: Float32Array, slots: Int32Array, k: number, D: number): void;
+  /** MoE combine: out[slots[r] / k, :] += weight[slots[r]] · y[r, :], rows in order (weight null: 1). */
+  scatterAddRows(out: Float32Array, y: Float32Array, slots: Int32Array, weight: Float32Array | null, k: number, D: number): void;
+  /** Its backward for one expert: dy[r, :] = weight[s]·dout[m, :], dweight[s] = dout[m, :]·y[r, :] (s = slots[r], m = s / k; both overwritten). */
+  scatterAddRowsBackward(dy: Float32Array, dweight: Float32Array, dout: Float32Array, y: Float32Array, slots: Int32Array, weight: Float32Array, k: number, D: number): void;
   /**
    * The routed experts of an MoE layer in eval, dispatched and combined (moeExperts.ts):
    *   out[m, :] = Σ_j weight[m, j] · Expert_{idx[m, j]}(x[m, :]),  x, out [M, D]; idx, weight [M, k];
@@ -98,6 +104,9 @@ export const refKernels: Kernels = {
   swigluBackward,
   swigluExperts: swigluExpertsForward,
   swigluExpertsBackward,
+  gatherRows,
+  scatterAddRows,
+  scatterAddRowsBackward,
   moeExperts: moeExpertsForward,
   tensor: (n) => new Float32Array(n), // the garbage collector frees it
   mark: () => 0,

@@ -12,7 +12,7 @@
 import type { Kernels } from './kernels.js';
 import { routerForward, routerBackward, type RouterOutput } from './router.js';
 import { balanceLossForward, balanceLossBackward } from './balanceLoss.js';
-import { dispatchByExpert, gatherRows, scatterAddRows } from './moeExperts.js';
+import { dispatchByExpert } from './moeExperts.js';
 import type { SwigluCall, SwigluBackwardCall } from './swiglu.js';
 
 export interface SwigluWeights {
@@ -81,7 +81,7 @@ export function moeForward(kern: Kernels, out: Float32Array, x: Float32Array, w:
       const slots = slotsByExpert[e];
       const n = slots.length;
       const xIn = kern.tensor(n * D);
-      gatherRows(xIn, x, slots, k, D);
+      kern.gatherRows(xIn, x, slots, k, D);
       const grp = { slots, xIn, gate: kern.tensor(n * F), up: kern.tensor(n * F), out: kern.tensor(n * D) };
       if (n > 0) calls.push({ out: grp.out, gate: grp.gate, up: grp.up, x: xIn, w: w.experts[e], M: n, F });
       groups.push(grp);
@@ -89,7 +89,7 @@ export function moeForward(kern: Kernels, out: Float32Array, x: Float32Array, w:
     if (shared) calls.push({ out: shared, gate: sharedGate, up: sharedUp, x, w: w.shared!, M, F: Fs });
     kern.swigluExperts(calls, D);
     out.fill(0);
-    for (const grp of groups) scatterAddRows(out, grp.out, grp.slots, router.topkWeight, k, D);
+    for (const grp of groups) kern.scatterAddRows(out, grp.out, grp.slots, router.topkWeight, k, D);
   }
   if (shared) for (let i = 0; i < M * D; i++) out[i] += shared[i];
   const aux = dims.alpha > 0 ? balanceLossForward(router.scores, router.topkIdx, B, T, E, k, dims.alpha, dims.seqAux) : 0;
@@ -118,7 +118,7 @@ export function moeBackward(kern: Kernels, dx: Float32Array, g: MoeGrads, dout: 
   if (w.shared && g.shared && cache.sharedGate && cache.sharedUp && Fs > 0) {
     calls.push({ dx, dw: g.shared, dout, x, gate: cache.sharedGate, up: cache.sharedUp, w: w.shared, M, F: Fs });
   }
-  const dWeight = new Float32Array(M * k);
+  const dWeight = kern.tensor(M * k);
   const dxIn: Float32Array[] = [];
   for (let e = 0; e < E; e++) {
     const grp = cache.groups[e];
@@ -126,21 +126,11 @@ export function moeBackward(kern: Kernels, dx: Float32Array, g: MoeGrads, dout: 
     dxIn.push(kern.tensor(n * D));
     if (n === 0) continue;
     const deo = kern.tensor(n * D);
-    for (let i = 0; i < n; i++) {
-      const s = grp.slots[i];
-      const m = (s / k) | 0;
-      const wt = r.topkWeight[s];
-      let dot = 0;
-      for (let d = 0; d < D; d++) {
-        deo[i * D + d] = wt * dout[m * D + d];
-        dot += dout[m * D + d] * grp.out[i * D + d];
-      }
-      dWeight[s] = dot;
-    }
+    kern.scatterAddRowsBackward(deo, dWeight, dout, grp.out, grp.slots, r.topkWeight, k, D);
     calls.push({ dx: dxIn[e], dw: g.experts[e], dout: deo, x: grp.xIn, gate: grp.gate, up: grp.up, w: w.experts[e], M: n, F });
   }
   kern.swigluExpertsBackward(calls, D);
-  for (let e = 0; e < E; e++) scatterAddRows(dx, dxIn[e], cache.groups[e].slots, null, k, D); // inverts the gather
+  for (let e = 0; e < E; e++) kern.scatterAddRows(dx, dxIn[e], cache.groups[e].slots, null, k, D); // inverts the gather
   // balance loss → scores; weights → scores; then the router's softmax and linear layer
   let dScores: Float32Array | null = null;
   if (dims.alpha > 0 && daux !== 0) {

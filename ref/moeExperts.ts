@@ -45,6 +45,25 @@ export function scatterAddRows(out: Float32Array, y: Float32Array, slots: Int32A
   }
 }
 
+/**
+ * Backward of the weighted combine for one expert's rows (overwrites both, for its slots only):
+ *   dy[r, :] = weight[s] · dout[m, :],   dweight[s] = dout[m, :] · y[r, :]     s = slots[r], m = s / k
+ * dy, y [n, D]; dout [M, D]; weight, dweight [M·k].
+ */
+export function scatterAddRowsBackward(dy: Float32Array, dweight: Float32Array, dout: Float32Array, y: Float32Array, slots: Int32Array, weight: Float32Array, k: number, D: number): void {
+  for (let r = 0; r < slots.length; r++) {
+    const s = slots[r];
+    const m = (s / k) | 0;
+    const wt = weight[s];
+    let dot = 0;
+    for (let d = 0; d < D; d++) {
+      dy[r * D + d] = wt * dout[m * D + d];
+      dot += dout[m * D + d] * y[r * D + d];
+    }
+    dweight[s] = dot;
+  }
+}
+
 /** out [M, D] = the weighted sum of each token's k routed experts (overwrites out). */
 export function moeExpertsForward(out: Float32Array, x: Float32Array, topkIdx: Int32Array, topkWeight: Float32Array, experts: SwigluWeights[], M: number, D: number, F: number, k: number): void {
   out.fill(0, 0, M * D);

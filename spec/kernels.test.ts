@@ -335,6 +335,34 @@ describe.each(BACKENDS)('kernels [%s]', (name, kern) => {
     expect(overflowing).toBeGreaterThan(20);
   });
 
+  it('gatherRows, scatterAddRows (weighted and not) and scatterAddRowsBackward equal ref', () => {
+    fc.assert(
+      fc.property(dim, dim, fc.constantFrom(1, 2, 3), seed, special, fc.boolean(), (M, D, k, s, sp, weighted) => {
+        const r = rng(s);
+        const slots = Int32Array.from({ length: M * k }, (_, i) => i).filter(() => r() < 0.5); // one expert's slots, in order
+        const n = slots.length;
+        const x = values(s, M * D, sp);
+        const [got, want] = [new Float32Array(n * D).fill(NaN), new Float32Array(n * D)];
+        kern.gatherRows(got, x, slots, k, D);
+        refKernels.gatherRows(want, x, slots, k, D);
+        expect(got).toEqual(want); // copies: exact
+        const [y, weight] = [values(s + 1, n * D, sp), values(s + 2, M * k, sp)];
+        const [out, outRef] = [values(s + 3, M * D, 0), values(s + 3, M * D, 0)];
+        kern.scatterAddRows(out, y, slots, weighted ? weight : null, k, D);
+        refKernels.scatterAddRows(outRef, y, slots, weighted ? weight : null, k, D);
+        expectClose(`scatterAddRows ${M}x${D} k ${k}`, out, outRef, TOL);
+        const dout = values(s + 4, M * D, sp);
+        const [dy, dyRef] = [new Float32Array(n * D).fill(NaN), new Float32Array(n * D)];
+        const [dw, dwRef] = [values(s + 5, M * k, 0), values(s + 5, M * k, 0)]; // slots of other experts keep theirs
+        kern.scatterAddRowsBackward(dy, dw, dout, y, slots, weight, k, D);
+        refKernels.scatterAddRowsBackward(dyRef, dwRef, dout, y, slots, weight, k, D);
+        expectClose(`scatterAddRowsBackward dy ${M}x${D}`, dy, dyRef, TOL);
+        expectClose(`scatterAddRowsBackward dweight ${M}x${D}`, dw, dwRef, TOL);
+      }),
+      fcOpts,
+    );
+  });
+
   it('swigluExperts and its backward equal swiglu on each expert in turn (side by side where the threads allow) and ref', () => {
     const Ms = fc.array(fc.oneof(fc.constantFrom(0, 1, 3, 17), fc.integer({ min: 1, max: 40 })), { minLength: 1, maxLength: 5 });
     const runs: string[] = [];
@@ -738,6 +766,8 @@ describe('wasm internals', () => {
     expect(() => createWasmKernelsFrom(new Uint8Array([1, 2, 3]))).toThrow(/does not compile/);
     expect(() => wasm.linear(new Float32Array(5), new Float32Array(6), new Float32Array(6), null, 2, 3, 3)).toThrow(/out has 5 elements, needs 6/);
     expect(() => wasm.attention(new Float32Array(4), null, new Float32Array(12), 1, 2, 1, 2.5)).toThrow(DitMoeError);
+    expect(() => wasm.gatherRows(new Float32Array(8), new Float32Array(8), Int32Array.of(0, 9), 2, 4)).toThrow(/slots\[1\] = 9 is not a slot of the 2 tokens × 2/);
+    expect(() => wasm.scatterAddRowsBackward(new Float32Array(4), new Float32Array(2), new Float32Array(4), new Float32Array(4), Int32Array.of(3), new Float32Array(4), 2, 4)).toThrow(/slots\[0\] = 3/);
     // a worker that cannot instantiate (the one-thread build on a shared memory)
     const plain = new (webAssembly()!.Module)(fs.readFileSync(kernelsWasmPath()));
     await expect(createThreadPool(plain, createSharedMemory(), 1)).rejects.toThrow(/^wasm threads: cannot start 1 worker thread\(s\)/);

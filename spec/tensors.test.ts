@@ -97,6 +97,16 @@ const CASES: [string, (kern: Kernels, at: Place) => Float32Array[]][] = [
     kern.swigluBackward(dx, dwg, dwu, dwd, at(values(36, M * D)), x, gate, up, wg, wu, wd, M, D, F);
     return [out, gate, up, dx, dwg, dwu, dwd];
   }],
+  ['gatherRows, scatterAddRows and its backward', (kern, at) => {
+    const slots = Int32Array.of(0, 3, 4, 9, 12, 17, 28);
+    const xIn = at(values(100, slots.length * D));
+    kern.gatherRows(xIn, at(values(101, M * D)), slots, k, D);
+    const out = at(values(102, M * D));
+    kern.scatterAddRows(out, xIn, slots, at(values(103, M * k)), k, D);
+    const [dy, dweight] = [at(values(104, slots.length * D)), at(values(105, M * k))];
+    kern.scatterAddRowsBackward(dy, dweight, at(values(106, M * D)), xIn, slots, at(values(103, M * k)), k, D);
+    return [xIn, out, dy, dweight];
+  }],
   ['moeExperts', (kern, at) => {
     const experts = Array.from({ length: E }, (_, e) => ({ gate: values(40 + e, F * D), up: values(50 + e, F * D), down: values(60 + e, D * F) }));
     const r = rng(70);

@@ -59,6 +59,8 @@ export interface KernelExports {
   swigluGateBackward(dg: number, du: number, dh: number, g: number, u: number, n: number): void;
   packARowsGather(ap: number, x: number, ldx: number, slots: number, k: number, n: number, K: number): void;
   scatterAddRows(out: number, ldo: number, y: number, slots: number, weight: number, k: number, n: number, D: number): void;
+  gatherRows(out: number, x: number, ldx: number, slots: number, k: number, n: number, D: number): void;
+  scatterAddRowsBackward(dy: number, dweight: number, dout: number, ldo: number, y: number, slots: number, weight: number, k: number, n: number, D: number): void;
   expertForward(y: number, x: number, slots: number, k: number, n: number, D: number, F: number, bg: number, bu: number, bd: number, g: number, u: number, h: number, ap: number, tile: number): void;
   swigluRowsForward(y: number, g: number, u: number, x: number, n: number, D: number, F: number, bg: number, bu: number, bd: number, h: number, ap: number, tile: number): void;
   swigluRowsBackward(dx: number, dwg: number, dwu: number, dwd: number, dout: number, x: number, g: number, u: number, n: number, D: number, F: number, bdT: number, bgT: number, buT: number, h: number, dh: number, dg: number, du: number, ap: number, apT: number, bpT: number, tile: number): void;
@@ -772,6 +774,62 @@ class WasmBackend implements WasmKernels {
       this.gate(ph, pg, pu, M * F); // h = silu(g) ⊙ u
       this.packRows(ap, ph, F, M, F);
       this.gemm(po, D, ap, bd, M, D, F, true); // y = h Wdᵀ
+    });
+  }
+
+  /** The routing slots of one expert, checked: every row slots[r] / k of a [rows, D] array exists (the kernels write there). */
+  private slotsFor(where: string, slots: Int32Array, k: number, rows: number, weights: number): void {
+    if (!Number.isInteger(k) || k < 1) throw new DitMoeError(`k must be a positive integer, got ${k}`, where);
+    for (let r = 0; r < slots.length; r++) {
+      const s = slots[r];
+      if (!(Number.isInteger(s) && s >= 0 && ((s / k) | 0) < rows && s < weights)) throw new DitMoeError(`slots[${r}] = ${s} is not a slot of the ${rows} tokens × ${k}`, where);
+    }
+  }
+
+  // out[r, :] = x[slots[r] / k, :]
+  gatherRows(out: Float32Array, x: Float32Array, slots: Int32Array, k: number, D: number): void {
+    const where = 'wasm.gatherRows';
+    dims(where, D);
+    const [n, M] = [slots.length, D > 0 ? Math.floor(x.length / D) : 0];
+    if (n * D === 0) return;
+    size(where, 'out', out, n * D);
+    this.slotsFor(where, slots, k, M, Infinity);
+    this.scratch((s) => {
+      const [px, ps] = [s.input(x, M * D), s.putI32(slots)];
+      this.exports.gatherRows(s.output(out, n * D, 'none'), px, D, ps, k, n, D);
+    });
+  }
+
+  // out[slots[r] / k, :] += weight[slots[r]] · y[r, :]
+  scatterAddRows(out: Float32Array, y: Float32Array, slots: Int32Array, weight: Float32Array | null, k: number, D: number): void {
+    const where = 'wasm.scatterAddRows';
+    dims(where, D);
+    const [n, M] = [slots.length, D > 0 ? Math.floor(out.length / D) : 0];
+    if (n * D === 0) return;
+    size(where, 'y', y, n * D);
+    this.slotsFor(where, slots, k, M, weight ? weight.length : Infinity);
+    this.scratch((s) => {
+      const [py, ps, pw] = [s.input(y, n * D), s.putI32(slots), weight ? s.input(weight, weight.length) : 0];
+      this.exports.scatterAddRows(s.output(out, M * D, 'keep'), D, py, ps, pw, k, n, D);
+    });
+  }
+
+  // dy[r, :] = weight[s]·dout[m, :], dweight[s] = dout[m, :]·y[r, :]
+  scatterAddRowsBackward(dy: Float32Array, dweight: Float32Array, dout: Float32Array, y: Float32Array, slots: Int32Array, weight: Float32Array, k: number, D: number): void {
+    const where = 'wasm.scatterAddRowsBackward';
+    dims(where, D);
+    const [n, M] = [slots.length, D > 0 ? Math.floor(dout.length / D) : 0];
+    if (n === 0) return;
+    if (D === 0) {
+      for (const s of slots) dweight[s] = 0; // an empty dot product
+      return;
+    }
+    size(where, 'dy', dy, n * D), size(where, 'y', y, n * D);
+    this.slotsFor(where, slots, k, M, Math.min(weight.length, dweight.length));
+    this.scratch((s) => {
+      const [pdo, py, pw, ps] = [s.input(dout, M * D), s.input(y, n * D), s.input(weight, weight.length), s.putI32(slots)];
+      const [pdy, pdw] = [s.output(dy, n * D, 'none'), s.output(dweight, dweight.length, 'keep')];
+      this.exports.scatterAddRowsBackward(pdy, pdw, pdo, D, py, ps, pw, k, n, D);
     });
   }
 
