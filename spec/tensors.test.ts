@@ -215,6 +215,22 @@ describe.each(WASMS)('in place on %s', (_name, kern) => {
     kern.release(mark);
   });
 
+  it('expert calls sharing an output through views cut before and after the memory grew run one after the other', () => {
+    const mark = kern.mark();
+    const [n, Fx] = [6, 8];
+    const dx = kern.tensor(n * D);
+    dx.set(values(110, n * D));
+    kern.tensor(kern.arena.memory.buffer.byteLength / 4 + 1e5); // the memory grows: a new buffer object
+    const again = new Float32Array(kern.arena.memory.buffer, dx.byteOffset, n * D); // the same floats
+    const w = { gate: values(111, Fx * D), up: values(112, Fx * D), down: values(113, D * Fx) };
+    const call = (target: Float32Array, q: number) => ({ dx: target, dw: { gate: new Float32Array(Fx * D), up: new Float32Array(Fx * D), down: new Float32Array(D * Fx) }, dout: values(q, n * D), x: values(q + 1, n * D), gate: values(q + 2, n * Fx), up: values(q + 3, n * Fx), w, M: n, F: Fx });
+    const want = values(110, n * D);
+    refKernels.swigluExpertsBackward([call(want, 120), call(want, 130)], D);
+    kern.swigluExpertsBackward([call(dx, 120), call(again, 130)], D);
+    Array.from(dx).forEach((v, i) => expect(Math.abs(v - want[i])).toBeLessThan(1e-5 * Math.max(1, Math.abs(want[i]))));
+    kern.release(mark);
+  });
+
   it('tensors survive the memory growing under them', () => {
     const mark = kern.mark();
     const x = kern.tensor(M * K);

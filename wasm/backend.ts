@@ -906,7 +906,9 @@ class WasmBackend implements WasmKernels {
     const parts = this.parts(flops);
     const total = work.reduce((p, q) => p + q, 0);
     if (parts === 1 || work.length < 2 || Math.max(...work) * parts > total) return false;
-    const ranges = operands.flatMap((ops, call) => ops.filter(([a]) => a !== null).map(([a, write]) => ({ call, write, buffer: a!.buffer, lo: a!.byteOffset, hi: a!.byteOffset + a!.byteLength })));
+    // views of this memory compare by address whatever buffer object they were cut from (it changes as the memory grows)
+    const where = (a: Float32Array) => (this.resident(a) ? this.arena.memory : a.buffer);
+    const ranges = operands.flatMap((ops, call) => ops.filter(([a]) => a !== null).map(([a, write]) => ({ call, write, buffer: where(a!), lo: a!.byteOffset, hi: a!.byteOffset + a!.byteLength })));
     for (const p of ranges)
       for (const q of ranges) if (p.call < q.call && (p.write || q.write) && p.buffer === q.buffer && p.lo < q.hi && q.lo < p.hi) return false;
     return true;
