@@ -14,7 +14,10 @@
   // pmax/pmin are one instruction each (min/max with wasm's NaN rules are six); a NaN
   // passes through both and stays NaN
   x = f32x4.pmin(f32x4.pmax(x, f32x4.splat(-87.3)), f32x4.splat(88.7));
-  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)));
+  // n = round(x·log2 e) by the 1.5·2^23 shift: the sum's low mantissa bits hold n as an
+  // integer (no nearest, no saturating conversion, which is a long sequence on x64)
+  const shifted = f32x4.add(f32x4.mul(x, f32x4.splat(1.44269504088896341)), f32x4.splat(12582912.0));
+  const n = f32x4.sub(shifted, f32x4.splat(12582912.0));
   // r = x - n·ln2, ln2 split in two parts so n·C1 is exact
   let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375)));
   r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
@@ -26,7 +29,7 @@
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
   p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1.0));
   // 2^n: n in [-126, 128]; split in two factors so n = 128 does not overflow the exponent
-  const ni = i32x4.trunc_sat_f32x4_s(n);
+  const ni = i32x4.sub(shifted, i32x4.splat(0x4b400000));
   const h = i32x4.shr_s(ni, 1);
   const s1 = i32x4.shl(i32x4.add(h, i32x4.splat(127)), 23);
   const s2 = i32x4.shl(i32x4.add(i32x4.sub(ni, h), i32x4.splat(127)), 23);
