@@ -187,12 +187,14 @@ export function gemmPackedCols(c: usize, ldc: i32, ap: usize, bp: usize, M: i32,
     for (let m = 0; m < M; m++) memory.fill(c + (<usize>m * ldc + n0) * 4, 0, (<usize>(nEnd - n0)) * 4);
     return;
   }
-  for (let k0 = 0; k0 < K; k0 += KC) {
-    const kc = min(KC, K - k0);
-    const fresh = overwrite && k0 == 0; // later K blocks add to the first
-    for (let p = n0; p < nEnd; p += 16) {
+  // panel by panel, and within a panel K block by K block: the panel's column strip of C stays
+  // in L1 across its K blocks (K blocks outermost sent all of C through L2 once per block: 2–6% slower)
+  for (let p = n0; p < nEnd; p += 16) {
+    const w = min(16, nEnd - p);
+    for (let k0 = 0; k0 < K; k0 += KC) {
+      const kc = min(KC, K - k0);
+      const fresh = overwrite && k0 == 0; // later K blocks add to the first
       const bpan = bp + (<usize>p * K + <usize>k0 * 16) * 4;
-      const w = min(16, nEnd - p);
       if (w == 16) {
         for (let i = 0; i < M2; i += 2) {
           micro2x16(c + (<usize>i * ldc + p) * 4, ldcB, ap + (<usize>i * K + <usize>k0 * 2) * 4, bpan, kc, fresh);
