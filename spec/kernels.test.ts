@@ -766,6 +766,16 @@ describe('wasm internals', () => {
     expect(() => createWasmKernelsFrom(new Uint8Array([1, 2, 3]))).toThrow(/does not compile/);
     expect(() => wasm.linear(new Float32Array(5), new Float32Array(6), new Float32Array(6), null, 2, 3, 3)).toThrow(/out has 5 elements, needs 6/);
     expect(() => wasm.attention(new Float32Array(4), null, new Float32Array(12), 1, 2, 1, 2.5)).toThrow(DitMoeError);
+    // bad experts are named on both paths (one after the other, and side by side on two threads)
+    for (const [, k] of BACKENDS.filter(([n]) => n !== 'ref')) {
+      const [D, F] = [4, 8];
+      const w = { gate: values(1, F * D, 0), up: values(2, F * D, 0), down: values(3, D * F, 0) };
+      const good = { out: new Float32Array(6 * D), gate: null, up: null, x: values(4, 6 * D, 0), w, M: 6, F };
+      expect(() => k.swigluExperts([good, { ...good, out: new Float32Array(5) }], D)).toThrow(/calls\[1\]\.out has 5 elements, needs 24/);
+      expect(() => k.swigluExperts([good, good, { ...good, M: -1 }], D)).toThrow(DitMoeError);
+      const back = { dx: new Float32Array(6 * D), dw: { gate: new Float32Array(F * D), up: new Float32Array(F * D), down: new Float32Array(D * F) }, dout: values(5, 6 * D, 0), x: values(4, 6 * D, 0), gate: values(6, 6 * F, 0), up: values(7, 6 * F, 0), w, M: 6, F };
+      expect(() => k.swigluExpertsBackward([back, { ...back, up: new Float32Array(3) }], D)).toThrow(/calls\[1\]\.up has 3 elements/);
+    }
     expect(() => wasm.gatherRows(new Float32Array(8), new Float32Array(8), Int32Array.of(0, 9), 2, 4)).toThrow(/slots\[1\] = 9 is not a slot of the 2 tokens × 2/);
     expect(() => wasm.scatterAddRowsBackward(new Float32Array(4), new Float32Array(2), new Float32Array(4), new Float32Array(4), Int32Array.of(3), new Float32Array(4), 2, 4)).toThrow(/slots\[0\] = 3/);
     // a worker that cannot instantiate (the one-thread build on a shared memory)

@@ -214,6 +214,26 @@ function size(where: string, name: string, a: Float32Array | null, n: number): v
   if (a && a.length < n) throw new DitMoeError(`${name} has ${a.length} elements, needs ${n}`, where);
 }
 
+/** The operands of one SwiGLU expert forward (`swiglu`, or one call of `swigluExperts`: names prefixed). */
+function checkSwiglu(where: string, pre: string, out: Float32Array, gate: Float32Array | null, up: Float32Array | null, x: Float32Array, w: SwigluWeights, M: number, D: number, F: number): void {
+  dims(where, M, D, F);
+  size(where, `${pre}out`, out, M * D), size(where, `${pre}gate`, gate, M * F), size(where, `${pre}up`, up, M * F), size(where, `${pre}x`, x, M * D);
+  size(where, `${pre}wg`, w.gate, F * D), size(where, `${pre}wu`, w.up, F * D), size(where, `${pre}wd`, w.down, D * F);
+}
+
+/** The operands of one SwiGLU expert backward (dw: the weight gradients). */
+function checkSwigluBackward(where: string, pre: string, dx: Float32Array, dw: SwigluWeights, dout: Float32Array, x: Float32Array, gate: Float32Array, up: Float32Array, w: SwigluWeights, M: number, D: number, F: number): void {
+  dims(where, M, D, F);
+  size(where, `${pre}dx`, dx, M * D), size(where, `${pre}dwg`, dw.gate, F * D), size(where, `${pre}dwu`, dw.up, F * D), size(where, `${pre}dwd`, dw.down, D * F);
+  size(where, `${pre}dout`, dout, M * D), size(where, `${pre}x`, x, M * D), size(where, `${pre}gate`, gate, M * F), size(where, `${pre}up`, up, M * F);
+  size(where, `${pre}wg`, w.gate, F * D), size(where, `${pre}wu`, w.up, F * D), size(where, `${pre}wd`, w.down, D * F);
+}
+
+/** Indices of `work` from the largest to the smallest: threads claim the big calls first, so the last to finish is a small one. */
+function largestFirst(work: number[]): number[] {
+  return work.map((_, i) => i).sort((i, j) => work[j] - work[i]);
+}
+
 /** How an output block starts: the kernel overwrites it all, accumulates into zeros, or into its contents (+=). */
 type OutputInit = 'none' | 'zero' | 'keep';
 
@@ -315,6 +335,7 @@ class WasmBackend implements WasmKernels {
   ) {
     this.exports = rawExports;
     this.tiles = Array.from({ length: this.threads }, () => arena.alloc(32));
+    this.sharedMemory = typeof SharedArrayBuffer !== 'undefined' && arena.memory.buffer instanceof SharedArrayBuffer;
   }
 
   startProfile(): void {
@@ -344,6 +365,8 @@ class WasmBackend implements WasmKernels {
     return table;
   }
 
+  /** Whether the memory is shared: its views survive growth, so tensors can be views. */
+  private readonly sharedMemory: boolean;
   /** Arena blocks of the tensors handed out, oldest first. */
   private tensors: number[] = [];
   /** The memory's buffers that tensors were cut from (a shared memory's buffer object changes as it grows). */
@@ -359,11 +382,10 @@ class WasmBackend implements WasmKernels {
    */
   tensor(n: number): Float32Array {
     dims('wasm.tensor', n);
-    const memory = this.arena.memory;
-    if (typeof SharedArrayBuffer === 'undefined' || !(memory.buffer instanceof SharedArrayBuffer)) return new Float32Array(n);
+    if (!this.sharedMemory) return new Float32Array(n);
     const p = this.arena.zeros(n);
     this.tensors.push(p);
-    const buffer = memory.buffer;
+    const buffer = this.arena.memory.buffer;
     this.ownBuffers.add(buffer);
     return new Float32Array(buffer, p, n);
   }
@@ -748,10 +770,7 @@ class WasmBackend implements WasmKernels {
 
   // out[M,D] = (silu(x·Wgᵀ) ⊙ (x·Wuᵀ))·Wdᵀ
   swiglu(out: Float32Array, gate: Float32Array | null, up: Float32Array | null, x: Float32Array, wg: Float32Array, wu: Float32Array, wd: Float32Array, M: number, D: number, F: number): void {
-    const where = 'wasm.swiglu';
-    dims(where, M, D, F);
-    size(where, 'out', out, M * D), size(where, 'gate', gate, M * F), size(where, 'up', up, M * F), size(where, 'x', x, M * D);
-    size(where, 'wg', wg, F * D), size(where, 'wu', wu, F * D), size(where, 'wd', wd, D * F);
+    checkSwiglu('wasm.swiglu', '', out, gate, up, x, { gate: wg, up: wu, down: wd }, M, D, F);
     if (M * D === 0) return;
     if (F === 0) {
       out.fill(0, 0, M * D);
@@ -875,10 +894,8 @@ class WasmBackend implements WasmKernels {
       const ys = groups.map((g) => s.alloc(g.slots.length * D));
       if (whole) {
         // per thread: g, u, h [nMax, F], packed A, the edge tile
-        const scratch = Array.from({ length: parts }, (_, t) => [s.alloc(nMax * F), s.alloc(nMax * F), s.alloc(nMax * F), s.alloc(e.packedASize(nMax, Math.max(D, F))), t === 0 ? this.tiles[0] : s.alloc(32)]);
-        // claimed largest first, so the last expert to finish is a small one
-        const order = groups.map((_, i) => i).sort((i, j) => groups[j].slots.length - groups[i].slots.length);
-        const calls: Call[] = order.map((i) => ['expertForward', [ys[i], px, slots[i], k, groups[i].slots.length, D, F, packed[i].g, packed[i].u, packed[i].d, -1, -2, -3, -4, -5]]);
+        const scratch = Array.from({ length: parts }, (_, t) => [s.alloc(nMax * F), s.alloc(nMax * F), s.alloc(nMax * F), s.alloc(e.packedASize(nMax, Math.max(D, F))), this.tiles[t]]);
+        const calls: Call[] = largestFirst(groups.map((g) => g.slots.length)).map((i) => ['expertForward', [ys[i], px, slots[i], k, groups[i].slots.length, D, F, packed[i].g, packed[i].u, packed[i].d, -1, -2, -3, -4, -5]]);
         this.runCalls(calls, scratch);
       } else {
         const [pg, pu, ph] = [s.alloc(nMax * F), s.alloc(nMax * F), s.alloc(nMax * F)];
@@ -920,6 +937,7 @@ class WasmBackend implements WasmKernels {
    * each product split between the threads (`swiglu`).
    */
   swigluExperts(calls: SwigluCall[], D: number): void {
+    calls.forEach((c, i) => checkSwiglu('wasm.swigluExperts', `calls[${i}].`, c.out, c.gate, c.up, c.x, c.w, c.M, D, c.F));
     const live = calls.filter((c) => c.M * D > 0 && c.F > 0);
     const flops = live.reduce((p, c) => p + 6 * c.M * D * c.F, 0);
     const ops = live.map((c): [Float32Array | null, boolean][] => [[c.out, true], [c.gate, true], [c.up, true], [c.x, false]]);
@@ -927,13 +945,6 @@ class WasmBackend implements WasmKernels {
       for (const c of calls) this.swiglu(c.out, c.gate, c.up, c.x, c.w.gate, c.w.up, c.w.down, c.M, D, c.F);
       return;
     }
-    const where = 'wasm.swigluExperts';
-    dims(where, D);
-    live.forEach((c, i) => {
-      dims(where, c.M, c.F);
-      size(where, `calls[${i}].out`, c.out, c.M * D), size(where, `calls[${i}].gate`, c.gate, c.M * c.F), size(where, `calls[${i}].up`, c.up, c.M * c.F), size(where, `calls[${i}].x`, c.x, c.M * D);
-      size(where, `calls[${i}].w.gate`, c.w.gate, c.F * D), size(where, `calls[${i}].w.up`, c.w.up, c.F * D), size(where, `calls[${i}].w.down`, c.w.down, D * c.F);
-    });
     const e = this.exports;
     const packed = live.map((c) => [this.packed(c.w.gate, c.F, D, 'nk'), this.packed(c.w.up, c.F, D, 'nk'), this.packed(c.w.down, D, c.F, 'nk')]);
     const nMax = Math.max(...live.map((c) => c.M));
@@ -947,10 +958,9 @@ class WasmBackend implements WasmKernels {
         return [po, pg, pu, px, c.M, D, c.F, ...packed[i], -1, -2, -3];
       });
       // per thread: h [nMax, fMax], packed A, the edge tile
-      const scratch = Array.from({ length: this.threads }, (_, t) => [s.alloc(nMax * fMax), s.alloc(e.packedASize(nMax, Math.max(D, fMax))), t === 0 ? this.tiles[0] : s.alloc(32)]);
-      const order = live.map((_, i) => i).sort((i, j) => live[j].M * live[j].F - live[i].M * live[i].F);
+      const scratch = Array.from({ length: this.threads }, (_, t) => [s.alloc(nMax * fMax), s.alloc(e.packedASize(nMax, Math.max(D, fMax))), this.tiles[t]]);
       this.runCalls(
-        order.map((i): Call => ['swigluRowsForward', args[i]]),
+        largestFirst(live.map((c) => c.M * c.F)).map((i): Call => ['swigluRowsForward', args[i]]),
         scratch,
       );
     });
@@ -958,6 +968,7 @@ class WasmBackend implements WasmKernels {
 
   /** Backward of swigluExperts (accumulates): side by side as the forward, or one after the other. */
   swigluExpertsBackward(calls: SwigluBackwardCall[], D: number): void {
+    calls.forEach((c, i) => checkSwigluBackward('wasm.swigluExpertsBackward', `calls[${i}].`, c.dx, c.dw, c.dout, c.x, c.gate, c.up, c.w, c.M, D, c.F));
     const live = calls.filter((c) => c.M * D * c.F > 0);
     const flops = live.reduce((p, c) => p + 12 * c.M * D * c.F, 0);
     const ops = live.map((c): [Float32Array | null, boolean][] => [[c.dx, true], [c.dw.gate, true], [c.dw.up, true], [c.dw.down, true], [c.dout, false], [c.x, false], [c.gate, false], [c.up, false]]);
@@ -965,15 +976,6 @@ class WasmBackend implements WasmKernels {
       for (const c of calls) this.swigluBackward(c.dx, c.dw.gate, c.dw.up, c.dw.down, c.dout, c.x, c.gate, c.up, c.w.gate, c.w.up, c.w.down, c.M, D, c.F);
       return;
     }
-    const where = 'wasm.swigluExpertsBackward';
-    dims(where, D);
-    live.forEach((c, i) => {
-      dims(where, c.M, c.F);
-      const [M, F] = [c.M, c.F];
-      size(where, `calls[${i}].dx`, c.dx, M * D), size(where, `calls[${i}].dw.gate`, c.dw.gate, F * D), size(where, `calls[${i}].dw.up`, c.dw.up, F * D), size(where, `calls[${i}].dw.down`, c.dw.down, D * F);
-      size(where, `calls[${i}].dout`, c.dout, M * D), size(where, `calls[${i}].x`, c.x, M * D), size(where, `calls[${i}].gate`, c.gate, M * F), size(where, `calls[${i}].up`, c.up, M * F);
-      size(where, `calls[${i}].w.gate`, c.w.gate, F * D), size(where, `calls[${i}].w.up`, c.w.up, F * D), size(where, `calls[${i}].w.down`, c.w.down, D * F);
-    });
     const e = this.exports;
     const packed = live.map((c) => [this.packed(c.w.down, D, c.F, 'kn'), this.packed(c.w.gate, c.F, D, 'kn'), this.packed(c.w.up, c.F, D, 'kn')]);
     const nMax = Math.max(...live.map((c) => c.M));
@@ -992,11 +994,10 @@ class WasmBackend implements WasmKernels {
         s.alloc(e.packedASize(nMax, L)),
         s.alloc(e.packedASize(L, nMax)),
         s.alloc(e.packedBSize(L, nMax)),
-        t === 0 ? this.tiles[0] : s.alloc(32),
+        this.tiles[t],
       ]);
-      const order = live.map((_, i) => i).sort((i, j) => live[j].M * live[j].F - live[i].M * live[i].F);
       this.runCalls(
-        order.map((i): Call => ['swigluRowsBackward', args[i]]),
+        largestFirst(live.map((c) => c.M * c.F)).map((i): Call => ['swigluRowsBackward', args[i]]),
         scratch,
       );
     });
@@ -1008,11 +1009,7 @@ class WasmBackend implements WasmKernels {
    *   dx += dg·Wg + du·Wu, dWg += dgᵀ·x, dWu += duᵀ·x
    */
   swigluBackward(dx: Float32Array, dwg: Float32Array, dwu: Float32Array, dwd: Float32Array, dout: Float32Array, x: Float32Array, gate: Float32Array, up: Float32Array, wg: Float32Array, wu: Float32Array, wd: Float32Array, M: number, D: number, F: number): void {
-    const where = 'wasm.swigluBackward';
-    dims(where, M, D, F);
-    size(where, 'dx', dx, M * D), size(where, 'dwg', dwg, F * D), size(where, 'dwu', dwu, F * D), size(where, 'dwd', dwd, D * F);
-    size(where, 'dout', dout, M * D), size(where, 'x', x, M * D), size(where, 'gate', gate, M * F), size(where, 'up', up, M * F);
-    size(where, 'wg', wg, F * D), size(where, 'wu', wu, F * D), size(where, 'wd', wd, D * F);
+    checkSwigluBackward('wasm.swigluBackward', '', dx, { gate: dwg, up: dwu, down: dwd }, dout, x, gate, up, { gate: wg, up: wu, down: wd }, M, D, F);
     if (M * D * F === 0) return;
     const e = this.exports;
     const bdT = this.packed(wd, D, F, 'kn');

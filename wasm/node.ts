@@ -52,11 +52,15 @@ function threadCount(options: WasmOptions): number {
   return threads;
 }
 
+function notCompiling(e: unknown, file: string): DitMoeError {
+  return e instanceof DitMoeError ? e : new DitMoeError(`does not compile (${(e as Error).message}); rebuild it with \`npm run build:wasm\``, file);
+}
+
 function compileSync(bytes: Uint8Array, file: string): WasmModule {
   try {
     return new (webAssembly()!.Module)(bytes);
   } catch (e) {
-    throw new DitMoeError(`does not compile (${(e as Error).message}); rebuild it with \`npm run build:wasm\``, file);
+    throw notCompiling(e, file);
   }
 }
 
@@ -72,8 +76,7 @@ export async function createWasmKernels(options: WasmOptions = {}): Promise<Wasm
   try {
     module = await webAssembly()!.compile(readKernels(true));
   } catch (e) {
-    if (e instanceof DitMoeError) throw e;
-    throw new DitMoeError(`does not compile (${(e as Error).message}); rebuild it with \`npm run build:wasm\``, kernelsWasmPath(true));
+    throw notCompiling(e, kernelsWasmPath(true));
   }
   if (threads === 1) return createWasmKernelsOn(module, memory, null, options.minParallelFlops);
   const pool = await createThreadPool(module, memory, threads - 1);
