@@ -3,7 +3,8 @@
  * and `run(log)` returning a markdown table) and writes bench/RESULTS.md: the machine and
  * Node version at the top, then one section per bench with the date and the load average
  * around its run. `node dist/bench/run.js gemm` runs only the files whose name contains
- * "gemm" and replaces only their sections, keeping the others of the existing file.
+ * "gemm" and replaces only their sections, keeping the others of the existing file. A full
+ * run replaces every bench's section and keeps the hand-written ones (earlier runs, training runs).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -28,7 +29,7 @@ const out = path.join(packageRoot(), 'bench', 'RESULTS.md');
 /** The sections of an existing RESULTS.md, by title (the text after "## "), in file order. */
 function existingSections(): Map<string, string> {
   const sections = new Map<string, string>();
-  if (!only || !fs.existsSync(out)) return sections;
+  if (!fs.existsSync(out)) return sections;
   const parts = fs.readFileSync(out, 'utf8').split(/^## /m).slice(1);
   for (const p of parts) sections.set(p.slice(0, p.indexOf('\n')).trim(), `## ${p.trimEnd()}\n`);
   return sections;

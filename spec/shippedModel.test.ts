@@ -1,6 +1,6 @@
 /**
  * The shipped checkpoint (models/mnist-s.safetensors, trained by `dit-moe train` in 57 minutes
- * on this kind of machine; README "Training on CPU") still draws digits: class-conditional
+ * on this kind of machine; docs/training.md) still draws digits: class-conditional
  * samples, labelled by their nearest real MNIST digit, carry the requested class.
  * Measured at release: 92% of 100 samples (50 Euler steps, guidance 4). This check draws 50
  * samples with 25 steps to stay fast, and asks for 75%: well above chance (10%) and the
