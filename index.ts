@@ -1,9 +1,9 @@
 /**
  * The package's entry: the typed library API. Everything here runs in a browser too
- * (no file system, no worker threads); the Node-only pieces live in `cli/` and `wasm/node.ts`.
+ * (no file system, no worker threads); the Node-only pieces live in `node/`, `cli/` and `wasm/node.ts`.
  */
-export * from './ref/errors.js';
-export * from './ref/tensor.js';
+export * from './core/errors.js';
+export * from './core/tensor.js';
 export * from './ref/kernels.js';
 export * from './ref/config.js';
 export * from './ref/params.js';
@@ -29,4 +29,5 @@ export { patchify, unpatchify, patchEmbedForward } from './ref/patchEmbed.js';
 export { posEmbed2d } from './ref/posEmbed.js';
 export * as diffusion from './ref/diffusion/index.js';
 export * from './io/safetensors.js';
+export * from './io/modelFile.js';
 export { runCase, supportedKinds, registerCaseKind, compareTensors, formatCompareLine, type CaseContext, type CaseRunner, type CompareLine } from './conform/index.js';

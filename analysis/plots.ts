@@ -9,9 +9,9 @@
  *                 next to its patch grid coloured by the chosen experts, one grid per layer
  * Every function returns a Raster; `.png()` gives the file bytes.
  */
-import { imageColors } from './pixels.js';
+import { imageColors } from '../render/pixels.js';
 import { Raster, BLACK, GREY, LIGHT, WHITE } from './raster.js';
-import { viridis, expertColor, type RGB } from './colormap.js';
+import { viridis, expertColor, type RGB } from '../render/colormap.js';
 import { textWidth, LINE_H } from './font.js';
 import type { RoutingStats, WatchedStep } from './recorder.js';
 

@@ -4,7 +4,7 @@
  *   data [height, width, 4] bytes, row-major, opaque white to begin with.
  */
 import { PNG } from 'pngjs';
-import type { RGB } from './colormap.js';
+import type { RGB } from '../render/colormap.js';
 import { glyph, textWidth, ADVANCE, GLYPH_H, GLYPH_W } from './font.js';
 
 export const WHITE: RGB = [255, 255, 255];

@@ -17,7 +17,7 @@
  * conditional then null (layout 'separate': calls whose labels are all the null class are
  * skipped). Each recorded call is one denoising step.
  */
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { balanceLossForward } from '../ref/balanceLoss.js';
 import type { Trace } from '../ref/block.js';
 import type { DiffusionModelFn } from '../ref/diffusion/samplers.js';

@@ -31,6 +31,7 @@ import { refKernels, type Kernels } from '../ref/kernels.js';
 import { createWasmKernels } from '../wasm/node.js';
 import { ceilings, PEAK_CHAINS } from './calibration.js';
 import { onnxRuntimeWeb } from './onnxPeer.js';
+import type { Peer, Rate } from './peer.js';
 
 export const title = 'GEMM (linear layer, weight [N, K]), GFLOP/s';
 
@@ -63,13 +64,6 @@ function validate(name: string, got: Float32Array, want: Float32Array): void {
   if (!(err / scale <= 1e-5)) throw new Error(`${name}: differs from ref by ${(err / scale).toExponential(2)} relative`);
 }
 
-export interface Rate {
-  /** GFLOP/s at the mean time per call */
-  mean: number;
-  /** GFLOP/s of the fastest sample (the machine is shared: the least disturbed one) */
-  best: number;
-}
-
 function measure(name: string, fn: () => void, flops: number, maxTime: number): Promise<Rate> {
   return new Promise((resolve, reject) => {
     const b = new Benchmark(name, fn, { maxTime, minSamples: 5, initCount: 1 });
@@ -80,22 +74,6 @@ function measure(name: string, fn: () => void, flops: number, maxTime: number): 
     b.on('error', () => reject(b.error));
     b.run({ async: false });
   });
-}
-
-/** A peer library's product for one shape. */
-export interface PeerCall {
-  /** One call: x in, out written (it is validated against ref before timing). */
-  run(): Promise<void>;
-  /** The call timed (the peer warms it up first): GFLOP/s for `flops` per call. */
-  measure(flops: number, maxTime: number): Promise<Rate>;
-  dispose(): Promise<void>;
-}
-
-export interface Peer {
-  name: string;
-  /** Prepares the call for one shape (the weight given once, as the peer likes it). */
-  prepare(x: Float32Array, w: Float32Array, b: Float32Array, M: number, K: number, N: number, out: Float32Array): Promise<PeerCall>;
-  dispose(): Promise<void>;
 }
 
 /** @tensorflow/tfjs-backend-wasm on one thread, or null when it is not installed. */

@@ -22,7 +22,7 @@ import Benchmark from 'benchmark';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type * as Ort from 'onnxruntime-web';
 import { linearModel, type LinearForm } from './onnxModel.js';
-import type { Peer, Rate } from './gemm.bench.js';
+import type { Peer, Rate } from './peer.js';
 
 type Request =
   | { op: 'prepare'; x: Float32Array; w: Float32Array; b: Float32Array; M: number; K: number; N: number; form: LinearForm }

@@ -5,7 +5,7 @@
  */
 import * as os from 'node:os';
 import { Option } from 'commander';
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { refKernels, type Kernels } from '../ref/kernels.js';
 import { createWasmKernels } from '../wasm/node.js';
 import { positiveInt } from './options.js';

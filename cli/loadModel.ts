@@ -14,13 +14,13 @@
  * `ema.*`), the plain names unless `ema` is asked for.
  */
 import * as fs from 'node:fs';
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { validateConfig, presetConfig, DEFAULT_CONFIG, type DiTConfig } from '../ref/config.js';
 import { DiTModel, loadWeights, configFromMetadata } from '../ref/model.js';
 import { inferConfig, checkConfigFits, FORWARD_RELEVANT_DEFAULTS, type FieldSource, type ShapeMap } from '../ref/inferConfig.js';
 import type { Kernels } from '../ref/kernels.js';
 import type { StTensor } from '../io/safetensors.js';
-import { readBytes, readSafetensorsFile } from './files.js';
+import { readBytes, readSafetensorsFile } from '../node/files.js';
 
 export interface ModelOptions {
   config?: string; // JSON text or a file holding it

@@ -4,7 +4,7 @@
  * `register(program)`. Bad input (a DitMoeError) is one line on stderr and exit code 2.
  */
 import { Command } from 'commander';
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { commands } from './commands/index.js';
 
 const program = new Command();

@@ -1,5 +1,5 @@
 /** Option parsers shared by the commands: a bad value is a one-line error naming the option. */
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 
 export function positiveInt(name: string): (v: string) => number {
   return (v: string) => {

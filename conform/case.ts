@@ -4,7 +4,7 @@
  * `grad.*`, ...) tensors we compute come out under the same names. Each kind has a runner;
  * another backend is checked by running the same cases and comparing (compare.ts).
  */
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import type { SafeTensors, StTensor } from '../io/safetensors.js';
 import type { Kernels } from '../ref/kernels.js';
 import type { DiTModel } from '../ref/model.js';

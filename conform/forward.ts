@@ -4,7 +4,7 @@
  * of guidance (`out.cfg_official`: 3 channels, `out.cfg_all_channels`: all in_channels).
  */
 import { asFloat32, asNumbers, f32, i64, type StTensor } from '../io/safetensors.js';
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { input, registerCaseKind } from './case.js';
 
 registerCaseKind('forward', (c, ctx) => {

@@ -6,7 +6,7 @@
  * when `in.r` is present.
  */
 import { asFloat32, f32, i64, type StTensor } from '../io/safetensors.js';
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { moeForward, moeBackward, type MoeWeights, type MoeGrads, type MoeDims } from '../ref/moe.js';
 import { routerForward } from '../ref/router.js';
 import { balanceLossForward } from '../ref/balanceLoss.js';

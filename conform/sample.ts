@@ -5,7 +5,7 @@
  *    step_noise: "in.ddpm_noise{i}" (DDPM), after_steps (a partial loop, via "same as")}
  * with the labels `in.y` and the schedule of `recipe.schedule` (beta schedule, steps).
  */
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { asFloat32, asNumbers, f32, type StTensor } from '../io/safetensors.js';
 import { createDiffusion, sampleDdim, sampleDdpm, sampleRectifiedFlow, type Guidance } from '../ref/diffusion/index.js';
 import { input, metaJson, registerCaseKind } from './case.js';

@@ -6,7 +6,7 @@
  * posterior_mean_coef1/2; and `respace.<spec>.betas|timestep_map` (spec "250", "ddim50",
  * "10_15_20" for "10,15,20") of the linear 1000-step process, as `create_diffusion` makes it.
  */
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { f64, i64, type StTensor } from '../io/safetensors.js';
 import { createDiffusion, type DiffusionSchedule } from '../ref/diffusion/index.js';
 import { registerCaseKind } from './case.js';

@@ -11,7 +11,7 @@
  * the parameter by up to lr per step. Feeding the stated gradients tests the optimiser alone
  * (to 1e-6); our gradients are judged by `grad.*` themselves.
  */
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { asFloat32, asNumbers, f32, type StTensor } from '../io/safetensors.js';
 import { DiTModel } from '../ref/model.js';
 import { ParamStore } from '../ref/params.js';

@@ -9,7 +9,7 @@
 import type { DiTConfig } from './config.js';
 import { dims } from './config.js';
 import { paramSpecs } from './params.js';
-import { numel } from './tensor.js';
+import { numel } from '../core/tensor.js';
 
 export interface Accounting {
   totalParams: number;

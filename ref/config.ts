@@ -3,7 +3,7 @@
  * the official `DiT_models` table (depth, width, heads, patch). `validateConfig` turns any
  * JSON-ish object into a checked DiTConfig, naming the field at fault.
  */
-import { DitMoeError } from './errors.js';
+import { DitMoeError } from '../core/errors.js';
 
 export interface DiTConfig {
   input_size: number; // latent/image side (H = W)

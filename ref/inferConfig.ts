@@ -21,10 +21,10 @@
  * depth, width and patch match a preset, else it must be given.
  * `configMismatch` compares any configuration with a file tensor by tensor.
  */
-import { DitMoeError } from './errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { DEFAULT_CONFIG, PRESETS, validateConfig, type DiTConfig } from './config.js';
 import { paramSpecs } from './params.js';
-import { sameShape, shapeStr } from './tensor.js';
+import { sameShape, shapeStr } from '../core/tensor.js';
 
 /** Names and shapes of a state dict (a Map of StTensor fits). */
 export type ShapeMap = ReadonlyMap<string, { readonly shape: readonly number[] }>;

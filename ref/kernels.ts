@@ -15,7 +15,7 @@ import { attentionForward, attentionBackward } from './attention.js';
 import { modulateForward, modulateBackward, gatedResidualForward, gatedResidualBackward } from './modulate.js';
 import { swigluForward, swigluBackward, swigluExpertsForward, swigluExpertsBackward, type SwigluCall, type SwigluBackwardCall } from './swiglu.js';
 import { moeExpertsForward, gatherRows, scatterAddRows, scatterAddRowsBackward } from './moeExperts.js';
-import type { SwigluWeights } from './moe.js';
+import type { SwigluWeights } from './swiglu.js';
 
 export interface Kernels {
   readonly name: string;

@@ -3,7 +3,7 @@
  * being the null class used for classifier-free guidance (and for label dropout in training).
  *   y [N] (integers in [0, num_classes]) → table[y] [N, D]
  */
-import { DitMoeError } from './errors.js';
+import { DitMoeError } from '../core/errors.js';
 
 export function labelEmbedForward(out: Float32Array, y: ArrayLike<number>, table: Float32Array, N: number, D: number, rows: number): void {
   for (let n = 0; n < N; n++) {

@@ -7,12 +7,12 @@
  * C_out = 2C with learned sigma (eps, then the variance interpolation v).
  * The arithmetic goes through a `Kernels` object: the same code runs on `ref` and `wasm`.
  */
-import { DitMoeError } from './errors.js';
+import { DitMoeError } from '../core/errors.js';
 import type { DiTConfig } from './config.js';
 import { dims, validateConfig } from './config.js';
 import { refKernels, type Kernels } from './kernels.js';
 import { ParamStore, paramSpecs } from './params.js';
-import { sameShape, shapeStr } from './tensor.js';
+import { sameShape, shapeStr } from '../core/tensor.js';
 import { siluForward, siluBackward } from './activations.js';
 import { timestepEmbedForward, timestepEmbedBackward, type TimestepCache } from './timestepEmbedding.js';
 import { labelEmbedForward, labelEmbedBackward } from './labelEmbedding.js';
@@ -20,7 +20,7 @@ import { patchEmbedForward, patchEmbedBackward, unpatchify, unpatchifyBackward }
 import { posEmbed2d } from './posEmbed.js';
 import { blockForward, blockBackward, blockWeights, type BlockCache, type Trace } from './block.js';
 import { finalLayerForward, finalLayerBackward, type FinalWeights, type FinalCache } from './finalLayer.js';
-import { parseSafetensors, asFloat32, type StTensor } from '../io/safetensors.js';
+import { asFloat32, type StTensor } from '../core/dtype.js';
 
 export type { Trace } from './block.js';
 
@@ -298,12 +298,4 @@ export function configFromMetadata(metadata: Record<string, string>, where: stri
     throw new DitMoeError(`__metadata__.config is not valid JSON (${(e as Error).message})`, where);
   }
   return validateConfig(obj, `${where}: __metadata__.config`);
-}
-
-/** A model from the bytes of a safetensors file holding weights and `__metadata__.config`. */
-export function loadModelFromSafetensors(bytes: Uint8Array, where = 'model', kernels: Kernels = refKernels, config?: DiTConfig): DiTModel {
-  const st = parseSafetensors(bytes, where);
-  const cfg = config ?? configFromMetadata(st.metadata, where);
-  const { params } = loadWeights(cfg, st.tensors, where);
-  return new DiTModel(cfg, params, kernels);
 }

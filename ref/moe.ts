@@ -13,13 +13,9 @@ import type { Kernels } from './kernels.js';
 import { routerForward, routerBackward, type RouterOutput } from './router.js';
 import { balanceLossForward, balanceLossBackward } from './balanceLoss.js';
 import { dispatchByExpert } from './moeExperts.js';
-import type { SwigluCall, SwigluBackwardCall } from './swiglu.js';
+import type { SwigluCall, SwigluBackwardCall, SwigluWeights } from './swiglu.js';
 
-export interface SwigluWeights {
-  gate: Float32Array; // [F, D]
-  up: Float32Array; // [F, D]
-  down: Float32Array; // [D, F]
-}
+export type { SwigluWeights } from './swiglu.js';
 
 export interface MoeWeights {
   gate: Float32Array; // router [E, D]

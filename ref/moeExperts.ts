@@ -10,7 +10,7 @@
  * activations for backward; this kernel keeps nothing.
  */
 import { swigluForward } from './swiglu.js';
-import type { SwigluWeights } from './moe.js';
+import type { SwigluWeights } from './swiglu.js';
 
 /** Groups the M·k slots by expert (counting sort, stable in token order): slots [E][n_e]. */
 export function dispatchByExpert(topkIdx: Int32Array, E: number): Int32Array[] {

@@ -6,7 +6,7 @@
  */
 import type { DiTConfig } from './config.js';
 import { dims } from './config.js';
-import { numel } from './tensor.js';
+import { numel } from '../core/tensor.js';
 
 export interface ParamSpec {
   name: string;

@@ -7,7 +7,13 @@
  */
 import { linearForward, linearBackward } from './linear.js';
 import { silu, siluGrad } from './activations.js';
-import type { SwigluWeights } from './moe.js';
+
+/** One expert's three weights. */
+export interface SwigluWeights {
+  gate: Float32Array; // [F, D]
+  up: Float32Array; // [F, D]
+  down: Float32Array; // [D, F]
+}
 
 export function swigluForward(out: Float32Array, gate: Float32Array | null, up: Float32Array | null, x: Float32Array, wg: Float32Array, wu: Float32Array, wd: Float32Array, M: number, D: number, F: number): void {
   const g = gate ?? new Float32Array(M * F);

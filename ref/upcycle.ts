@@ -15,13 +15,13 @@
  * norm_topk_prob they sum to 1 for any router, as a one-expert source's single weight does; with
  * a uniform router (zero gate) and no renormalisation they sum to k/E (spec/upcycle.test.ts).
  */
-import { DitMoeError } from './errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { validateConfig, type DiTConfig } from './config.js';
 import { paramSpecs } from './params.js';
 import { configMismatch, describeMismatch } from './inferConfig.js';
 import { makeRng } from './diffusion/rng.js';
-import { sameShape, numel } from './tensor.js';
-import { floatToHalf, halfToFloat, floatToBf16, bf16ToFloat, type StTensor } from '../io/safetensors.js';
+import { sameShape, numel } from '../core/tensor.js';
+import { floatToHalf, halfToFloat, floatToBf16, bf16ToFloat, type StTensor } from '../core/dtype.js';
 
 export interface UpcycleOptions {
   /** Experts of the result (more than the source has). */

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { golden, gt, expectClose, GOLDEN_DIR } from './golden.js';
 import { asFloat32 } from '../io/safetensors.js';
-import { loadModelFromSafetensors } from '../ref/model.js';
+import { loadModelFromSafetensors } from '../io/modelFile.js';
 import { AdamW } from '../train/adamw.js';
 import { Ema } from '../train/ema.js';
 import { ParamStore } from '../ref/params.js';

@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Trainer } from '../train/trainer.js';
 import { writeCheckpoint, readCheckpoint, restoreTrainer, serializeModel } from '../train/checkpoint.js';
-import { loadModelFromSafetensors } from '../ref/model.js';
+import { loadModelFromSafetensors } from '../io/modelFile.js';
 import { serializeSafetensors, f32 } from '../io/safetensors.js';
 import { tinyModel, barsDataset, args } from './trainHelpers.js';
 

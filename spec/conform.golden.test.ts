@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { golden, GOLDEN_DIR } from './golden.js';
 import { backends } from './backends.js';
 import { runCase, compareTensors, formatCompareLine } from '../conform/index.js';
-import { loadModelFromSafetensors } from '../ref/model.js';
+import { loadModelFromSafetensors } from '../io/modelFile.js';
 
 const cases: [string, string][] = [
   ['tiny.forward.safetensors', 'tiny.model.safetensors'],

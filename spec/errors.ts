@@ -1,6 +1,6 @@
 /** Asserting our own error: `f` throws a DitMoeError of one line matching every fragment or pattern. */
 import { expect } from 'vitest';
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 
 export function expectOurError(f: () => unknown, ...matchers: (string | RegExp)[]): DitMoeError {
   let err: unknown;

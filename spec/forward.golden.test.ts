@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { golden, gt, expectClose, GOLDEN_DIR } from './golden.js';
 import { asFloat32, asNumbers } from '../io/safetensors.js';
 import { backends } from './backends.js';
-import { loadModelFromSafetensors } from '../ref/model.js';
+import { loadModelFromSafetensors } from '../io/modelFile.js';
 
 const RTOL = 2e-4;
 

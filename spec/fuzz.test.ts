@@ -15,7 +15,7 @@ import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { parseSafetensors, type StTensor } from '../io/safetensors.js';
 import { readPtCheckpoint } from '../io/pt/checkpoint.js';
 import { readZip, writeZip } from '../io/pt/zip.js';

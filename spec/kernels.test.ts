@@ -28,7 +28,7 @@ import { describe, it, expect, afterAll, vi } from 'vitest';
 import fc from 'fast-check';
 import { refKernels, type Kernels } from '../ref/kernels.js';
 import { siluForward, siluBackward } from '../ref/activations.js';
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { createWasmKernels, createWasmKernelsSync, kernelsWasmPath } from '../wasm/node.js';
 import * as fs from 'node:fs';
 import { createWasmKernelsFrom, createSharedMemory } from '../wasm/backend.js';

@@ -12,7 +12,7 @@ import { describe, it, expect } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { parseSafetensors, floatToHalf, halfToFloat, type StTensor } from '../io/safetensors.js';
 import { readZip, writeZip, crc32 } from '../io/pt/zip.js';
 import { unpickle, PtTensorRef, PyObject, PySet } from '../io/pt/unpickle.js';

@@ -10,7 +10,7 @@ import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { golden, gt } from './golden.js';
 import { asNumbers } from '../io/safetensors.js';
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { makeSchedule, linearBetas, cosineBetas, namedBetas } from '../ref/diffusion/schedule.js';
 import { spaceTimesteps, respaceBetas, roundHalfEven, createDiffusion } from '../ref/diffusion/respace.js';
 

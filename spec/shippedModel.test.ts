@@ -10,7 +10,7 @@ import { describe, it, expect } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GOLDEN_DIR } from './golden.js';
-import { loadModelFromSafetensors } from '../ref/model.js';
+import { loadModelFromSafetensors } from '../io/modelFile.js';
 import { backends } from './backends.js';
 import { generateSamples, evaluateSamples } from '../train/eval.js';
 import { loadMnist } from '../train/data.js';

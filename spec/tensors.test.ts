@@ -14,7 +14,7 @@
  */
 import { describe, it, expect, afterAll } from 'vitest';
 import { refKernels, type Kernels } from '../ref/kernels.js';
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { createWasmKernelsUnshared, type WasmKernels } from '../wasm/node.js';
 import { Trainer } from '../train/trainer.js';
 import { backendsWithThreads } from './backends.js';

@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runCli } from './runCli.js';
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { validateConfig, type DiTConfig } from '../ref/config.js';
 import { DiTModel, loadWeights } from '../ref/model.js';
 import { refKernels } from '../ref/kernels.js';

@@ -8,9 +8,9 @@
  *   p ← p − (lr / (1 − β1^t)) · m / (√v / √(1 − β2^t) + eps)     (eps outside the sqrt)
  * m and v are float32 like PyTorch's state; each update is evaluated in float64 and rounded once.
  */
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import type { ParamStore } from '../ref/params.js';
-import { numel } from '../ref/tensor.js';
+import { numel } from '../core/tensor.js';
 
 export interface AdamWConfig {
   lr: number;

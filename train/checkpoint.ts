@@ -12,12 +12,12 @@
  * `readCheckpoint` restores all of it; `restoreTrainer` checks the configuration against the
  * run being resumed and names every field that differs.
  */
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import type { DiTConfig } from '../ref/config.js';
 import { configFromMetadata, loadWeights } from '../ref/model.js';
 import { ParamStore } from '../ref/params.js';
 import { parseSafetensors, serializeSafetensors, asFloat32, f32, type StTensor } from '../io/safetensors.js';
-import { readBytes, writeFileAtomic } from '../cli/files.js';
+import { readBytes, writeFileAtomic } from '../node/files.js';
 import type { Trainer, TrainArgs } from './trainer.js';
 
 export interface Checkpoint {

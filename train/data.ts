@@ -12,9 +12,9 @@
  */
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { asFloat32, asNumbers, parseSafetensors } from '../io/safetensors.js';
-import { readBytes } from '../cli/files.js';
+import { readBytes } from '../node/files.js';
 import { streamRng } from './random.js';
 
 export interface Dataset {

@@ -5,7 +5,7 @@
  * so that on short runs the average forgets the random initialisation quickly (an EMA of 0.999
  * started at the initial weights still holds e^{-1.34} ≈ a quarter of them after 1340 steps).
  */
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import type { ParamStore } from '../ref/params.js';
 
 export class Ema {

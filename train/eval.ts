@@ -9,7 +9,7 @@
  *                      digits to their nearest *other* real digit (a model that copies its
  *                      training digits scores far below it, one that draws noise far above)
  */
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import type { DiTModel } from '../ref/model.js';
 import { sampleRectifiedFlow, sampleDdim } from '../ref/diffusion/samplers.js';
 import { createDiffusion } from '../ref/diffusion/respace.js';

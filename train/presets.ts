@@ -7,7 +7,7 @@
  *   mnist-xs: hidden 96, depth 3, 4 experts top-2, 1 shared expert — for quick experiments
  *   mnist-tiny: hidden 32, depth 2, 4 experts top-2, patch 7 — for tests (seconds per step on ref)
  */
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { validateConfig, type DiTConfig } from '../ref/config.js';
 
 export type Objective = 'flow' | 'ddpm';

@@ -11,11 +11,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { DiTModel } from '../ref/model.js';
 import { ParamStore } from '../ref/params.js';
-import { writeFileAtomic } from '../cli/files.js';
-import { gridPng } from '../cli/images.js';
+import { writeFileAtomic } from '../node/files.js';
+import { gridPng } from '../render/images.js';
 import { Trainer, type StepLog } from './trainer.js';
 import { writeCheckpoint, serializeModel, restoreTrainer, type Checkpoint } from './checkpoint.js';
 import { generateSamples } from './eval.js';

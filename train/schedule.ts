@@ -4,7 +4,7 @@
  *   constant:          lr
  *   cosine:            lrMin + (lr − lrMin) · ½ (1 + cos(π · (s − W) / (steps − W)))
  */
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 
 export type LrSchedule = 'constant' | 'cosine';
 

@@ -15,7 +15,7 @@
  * order) come from the stream (seed, 'step', s), so they do not depend on the micro-batch split
  * and a resumed run repeats an uninterrupted one bit for bit.
  */
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import type { DiTModel } from '../ref/model.js';
 import type { ParamStore } from '../ref/params.js';
 import { rfSampleT, rfInterpolate, rfLossForward, rfLossBackward, type RfTimeSampling } from '../ref/diffusion/rectifiedFlow.js';

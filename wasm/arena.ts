@@ -4,7 +4,7 @@
  * coalescing free, and typed views rebuilt whenever the memory has grown (growing detaches
  * the old ArrayBuffer). Pointers are byte addresses, 64-byte aligned; sizes are f32 counts.
  */
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import type { WasmMemory } from './webassembly.js';
 
 const PAGE = 65536;

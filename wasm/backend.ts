@@ -18,7 +18,7 @@
  * operand on a memory that is not shared (growing it would detach views). `mark`/`release`
  * free tensors newest first.
  */
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import type { Kernels } from '../ref/kernels.js';
 import { Arena } from './arena.js';
 import { webAssembly, type WasmBytes, type WasmModule, type WasmMemory } from './webassembly.js';

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { createSharedMemory, createWasmKernelsFrom, createWasmKernelsOn, type WasmKernels, type WasmOptions } from './backend.js';
 import { createThreadPool } from './threads.js';
 import { webAssembly, type WasmModule } from './webassembly.js';

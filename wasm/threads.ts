@@ -15,7 +15,7 @@
  * scratch table. Workers spin for about a millisecond before `Atomics.wait`.
  */
 import { Worker } from 'node:worker_threads';
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import type { WasmMemory, WasmModule } from './webassembly.js';
 
 /** The calls a worker may run, by index. */

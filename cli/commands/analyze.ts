@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DitMoeError } from '../../ref/errors.js';
+import { DitMoeError } from '../../core/errors.js';
 import { positiveInt } from '../options.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
 import { loadModelFile, readModelTensors, type ModelOptions } from '../loadModel.js';

@@ -1,9 +1,9 @@
 /** `dit-moe conform CASE --model MODEL --out RESULT [--backend ref]` and `dit-moe compare RESULT GOLDEN [--rtol R]`. */
 import type { Command } from 'commander';
-import { DitMoeError } from '../../ref/errors.js';
+import { DitMoeError } from '../../core/errors.js';
 import { serializeSafetensors } from '../../io/safetensors.js';
 import { runCase, compareTensors, formatCompareLine } from '../../conform/index.js';
-import { readSafetensorsFile, writeFileAtomic } from '../files.js';
+import { readSafetensorsFile, writeFileAtomic } from '../../node/files.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
 import { loadModelFile, type ModelOptions } from '../loadModel.js';
 import type { DiTModel } from '../../ref/model.js';

@@ -1,9 +1,9 @@
 /** `dit-moe convert IN OUT`: PyTorch .pt ⇄ safetensors, chosen by the file extensions. */
 import type { Command } from 'commander';
-import { DitMoeError } from '../../ref/errors.js';
+import { DitMoeError } from '../../core/errors.js';
 import { ptToSafetensors, safetensorsToPt, type ConvertOptions } from '../../io/pt/convert.js';
 import { parseSafetensors, serializeSafetensors, type StTensor } from '../../io/safetensors.js';
-import { readBytes, writeFileAtomic } from '../files.js';
+import { readBytes, writeFileAtomic } from '../../node/files.js';
 import { resolveModelConfig, defaultedNote, pickWeights, type ModelOptions } from '../loadModel.js';
 
 const PT = /\.(pt|pth|ckpt)$/i;

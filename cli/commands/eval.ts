@@ -4,12 +4,12 @@
  * nearest-neighbour distance and the real digits' own as a yardstick).
  */
 import type { Command } from 'commander';
-import { DitMoeError } from '../../ref/errors.js';
+import { DitMoeError } from '../../core/errors.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
 import { numberArg } from '../options.js';
 import { loadModelFile, readModelTensors } from '../loadModel.js';
-import { writeFileAtomic, readSafetensorsFile } from '../files.js';
-import { gridPng } from '../images.js';
+import { writeFileAtomic, readSafetensorsFile } from '../../node/files.js';
+import { gridPng } from '../../render/images.js';
 import { progressBar } from '../progress.js';
 import { loadDataset } from '../../train/data.js';
 import { generateSamples, evaluateSamples } from '../../train/eval.js';

@@ -1,7 +1,7 @@
 /** `dit-moe info FILE` or `dit-moe info --preset S/2 --experts 8`: configuration, parameters, compute. */
 import type { Command } from 'commander';
 import * as fs from 'node:fs';
-import { DitMoeError } from '../../ref/errors.js';
+import { DitMoeError } from '../../core/errors.js';
 import { presetConfig, type DiTConfig } from '../../ref/config.js';
 import { accounting, humanCount } from '../../ref/accounting.js';
 import { readModelWeights, resolveModelConfig, type ResolvedConfig } from '../loadModel.js';

@@ -3,19 +3,19 @@
  *   --cfg 4 --seed 0 --out samples.png [--trajectory traj.png]`
  */
 import type { Command } from 'commander';
-import { DitMoeError } from '../../ref/errors.js';
+import { DitMoeError } from '../../core/errors.js';
 import { positiveInt } from '../options.js';
 import { dims, presetConfig } from '../../ref/config.js';
 import { makeRng } from '../../ref/diffusion/rng.js';
 import { createDiffusion } from '../../ref/diffusion/respace.js';
 import { sampleDdim, sampleDdpm, sampleRectifiedFlow, type Guidance, type DiffusionModelFn } from '../../ref/diffusion/samplers.js';
 import { serializeSafetensors, f32, i64 } from '../../io/safetensors.js';
-import { writeFileAtomic } from '../files.js';
+import { writeFileAtomic } from '../../node/files.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
 import { loadModelWithMetadata, type ModelOptions } from '../loadModel.js';
 import { DiTModel } from '../../ref/model.js';
 import { initializeWeights } from '../../ref/init.js';
-import { gridPng, stripBatch, type ImageBatch } from '../images.js';
+import { gridPng, stripBatch, type ImageBatch } from '../../render/images.js';
 import { progressBar } from '../progress.js';
 
 export interface SampleRequest {

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import * as fs from 'node:fs';
-import { DitMoeError } from '../../ref/errors.js';
+import { DitMoeError } from '../../core/errors.js';
 import type { DiTConfig } from '../../ref/config.js';
 import { DiTModel } from '../../ref/model.js';
 import { initializeWeights } from '../../ref/init.js';

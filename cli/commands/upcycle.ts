@@ -1,10 +1,10 @@
 /** `dit-moe upcycle IN --experts 8 OUT`: more experts from a checkpoint with fewer, as the official upcycle.py (ref/upcycle.ts). */
 import type { Command } from 'commander';
-import { DitMoeError } from '../../ref/errors.js';
+import { DitMoeError } from '../../core/errors.js';
 import { upcycle } from '../../ref/upcycle.js';
 import { serializeSafetensors } from '../../io/safetensors.js';
 import { writePtCheckpoint } from '../../io/pt/checkpoint.js';
-import { writeFileAtomic } from '../files.js';
+import { writeFileAtomic } from '../../node/files.js';
 import { readModelWeights, resolveModelConfig, defaultedNote, type ModelOptions } from '../loadModel.js';
 
 function integer(name: string, min: number) {

@@ -14,7 +14,7 @@
  * `model`/`ema`, next to `opt`, `args`, `step`...) yields the `ema` weights by default, like
  * the official `find_model`, or `model` when there is no `ema`; `weights` chooses.
  */
-import { DitMoeError } from '../../ref/errors.js';
+import { DitMoeError } from '../../core/errors.js';
 import { halfToFloat, bf16ToFloat, halfBits, bf16Bits, type DType, type StTensor, type TensorData } from '../safetensors.js';
 import { readZip, writeZip } from './zip.js';
 import { unpickle, describe, PtStorageRef, PtTensorRef, PyObject, type PyValue, type StorageDType } from './unpickle.js';

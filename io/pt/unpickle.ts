@@ -27,7 +27,7 @@
  * limits, and every length is checked against the bytes that remain, so nothing allocates
  * more than the input justifies.
  */
-import { DitMoeError } from '../../ref/errors.js';
+import { DitMoeError } from '../../core/errors.js';
 
 /** The element types of PyTorch's typed storages that a checkpoint may hold. */
 export type StorageDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'U8';

@@ -13,7 +13,7 @@
  * before use, and nothing is allocated beyond what the buffer itself justifies: entries are
  * views into the input.
  */
-import { DitMoeError } from '../../ref/errors.js';
+import { DitMoeError } from '../../core/errors.js';
 
 export interface ZipEntry {
   name: string;

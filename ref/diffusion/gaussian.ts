@@ -11,7 +11,7 @@
  * to float32 (`.float()`) and every later operation is a float32 PyTorch op. We do the same:
  * `f = Math.fround` after each operation, so a 10-step loop follows PyTorch's rounding.
  */
-import { DitMoeError } from '../errors.js';
+import { DitMoeError } from '../../core/errors.js';
 import type { DiffusionSchedule } from './schedule.js';
 
 const f = Math.fround;

@@ -16,7 +16,7 @@
  * 'float64' evaluates the same formulas unrounded with float64 schedule values (used to check
  * the backward pass against finite differences). The backward is always float64 arithmetic.
  */
-import { DitMoeError } from '../errors.js';
+import { DitMoeError } from '../../core/errors.js';
 import type { DiffusionSchedule } from './schedule.js';
 
 export type Precision = 'float32' | 'float64';

@@ -14,7 +14,7 @@
  *   rfPredX0:          z, v, t  →  z − t · v               (the x-prediction of `sample_with_xps`)
  * Float32 rounding after each operation, as the official float32 code.
  */
-import { DitMoeError } from '../errors.js';
+import { DitMoeError } from '../../core/errors.js';
 import type { Rng } from './rng.js';
 import type { Precision } from './losses.js';
 

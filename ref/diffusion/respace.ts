@@ -9,7 +9,7 @@
  *   respaceBetas(betas [T], kept)  →  betas' [len(kept)], timestepMap [len(kept)]
  *   createDiffusion(opts)  →  DiffusionSchedule (the official `create_diffusion`)
  */
-import { DitMoeError } from '../errors.js';
+import { DitMoeError } from '../../core/errors.js';
 import { makeSchedule, namedBetas, type DiffusionSchedule } from './schedule.js';
 
 /** Python's `round(x)` for a float: nearest integer, ties to even. */

@@ -10,7 +10,7 @@
  * normal(): Box–Muller, both values of each pair used (z0 = r cos θ first, then z1 = r sin θ),
  *   r = √(−2 ln u1), θ = 2π u2, with u1 = 1 − uniform() ∈ (0, 1] so the log is finite.
  */
-import { DitMoeError } from '../errors.js';
+import { DitMoeError } from '../../core/errors.js';
 
 export interface Rng {
   /** A double uniform in [0, 1). */

@@ -15,7 +15,7 @@
  * only the first half (identical values) and read the first N·C·H·W values of [2N, ...] step noise.
  * Rectified flow guides with two separate passes (conditional, then null), as `RectifiedFlow.sample`.
  */
-import { DitMoeError } from '../errors.js';
+import { DitMoeError } from '../../core/errors.js';
 import type { DiffusionSchedule } from './schedule.js';
 import type { Rng } from './rng.js';
 import { ddimStep, ddpmStep, type VarType, type StepResult } from './gaussian.js';

@@ -7,7 +7,7 @@
  *
  *   betas [T]  →  DiffusionSchedule (every array [T], float64)
  */
-import { DitMoeError } from '../errors.js';
+import { DitMoeError } from '../../core/errors.js';
 
 export type BetaScheduleName = 'linear' | 'squaredcos_cap_v2';
 

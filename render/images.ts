@@ -3,7 +3,7 @@
  * Colours as analysis/pixels.ts: pixels in [-1, 1], latents previewed by their first channels.
  */
 import { PNG } from 'pngjs';
-import { imageColors } from '../analysis/pixels.js';
+import { imageColors } from './pixels.js';
 
 export interface ImageBatch {
   data: Float32Array; // [N, C, H, W]

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DitMoeError } from '../ref/errors.js';
+import { DitMoeError } from '../core/errors.js';
 import { parseSafetensors, type SafeTensors } from '../io/safetensors.js';
 
 export function readBytes(file: string): Uint8Array {
