@@ -5,6 +5,8 @@
 export * from './core/errors.js';
 export * from './core/tensor.js';
 export * from './ref/kernels.js';
+export * from './ref/refKernels.js';
+export { kernelChecks, withOperandChecks } from './ref/kernelChecks.js';
 export * from './ref/config.js';
 export * from './ref/params.js';
 export * from './ref/model.js';

@@ -207,7 +207,7 @@ function dispatchShare(kernels: WasmKernels, log: (s: string) => void): { layerM
 export const title = 'End to end: DiT-MoE-S/2-8E2A eval forward at 256×256 (32×32×4 latent), batch 2, and its MoE layer alone';
 
 export async function run(log: (line: string) => void): Promise<string> {
-  const { refKernels } = await import('../ref/kernels.js');
+  const { refKernels } = await import('../ref/refKernels.js');
   const { createWasmKernels } = await import('../wasm/node.js');
   const wasm1 = await createWasmKernels();
   const wasm2 = await createWasmKernels({ threads: 2 });

@@ -27,7 +27,8 @@
  * GEMM rows are also given as a percentage of the latter.
  */
 import Benchmark from 'benchmark';
-import { refKernels, type Kernels } from '../ref/kernels.js';
+import type { Kernels } from '../ref/kernels.js';
+import { refKernels } from '../ref/refKernels.js';
 import { createWasmKernels } from '../wasm/node.js';
 import { ceilings, PEAK_CHAINS } from './calibration.js';
 import { onnxRuntimeWeb } from './onnxPeer.js';

@@ -10,7 +10,8 @@
  */
 import { DiTModel } from '../ref/model.js';
 import { initializeWeights } from '../ref/init.js';
-import { refKernels, type Kernels } from '../ref/kernels.js';
+import type { Kernels } from '../ref/kernels.js';
+import { refKernels } from '../ref/refKernels.js';
 import { makeRng } from '../ref/diffusion/rng.js';
 import { Trainer, DEFAULT_TRAIN_ARGS } from '../train/trainer.js';
 import { trainPresetConfig } from '../train/presets.js';

@@ -6,7 +6,8 @@
 import * as os from 'node:os';
 import { Option } from 'commander';
 import { DitMoeError } from '../core/errors.js';
-import { refKernels, type Kernels } from '../ref/kernels.js';
+import type { Kernels } from '../ref/kernels.js';
+import { refKernels } from '../ref/refKernels.js';
 import { createWasmKernels } from '../wasm/node.js';
 import { positiveInt } from './options.js';
 

@@ -3,7 +3,8 @@
  * ref/ reads no file format. Bytes in, no file system.
  */
 import { DiTModel, configFromMetadata, loadWeights } from '../ref/model.js';
-import { refKernels, type Kernels } from '../ref/kernels.js';
+import type { Kernels } from '../ref/kernels.js';
+import { refKernels } from '../ref/refKernels.js';
 import type { DiTConfig } from '../ref/config.js';
 import { parseSafetensors } from './safetensors.js';
 

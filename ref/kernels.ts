@@ -1,7 +1,8 @@
 /**
  * The kernel interface: the arithmetic the model needs, and nothing else. The model
  * (`model.ts`, `block.ts`, `moe.ts`, ...) is written once against this interface; `ref`
- * implements it with the plain functions of this folder, `wasm/` with WebAssembly SIMD.
+ * implements it with the plain functions of this folder (`refKernels.ts`), `wasm/` with
+ * WebAssembly SIMD. The operand checks every backend applies are next to it (`kernelChecks.ts`).
  * A backend may keep state (packed weights, a memory arena) but must give the same
  * numbers as `refKernels` within the tolerances stated in `spec/`.
  *
@@ -9,13 +10,7 @@
  * weights `[out, in]` as PyTorch stores them. Forward kernels overwrite their outputs;
  * backward kernels accumulate (+=) into gradient buffers, which the caller zeroes.
  */
-import { linearForward, linearBackward } from './linear.js';
-import { layerNormForward, layerNormBackward } from './layernorm.js';
-import { attentionForward, attentionBackward } from './attention.js';
-import { modulateForward, modulateBackward, gatedResidualForward, gatedResidualBackward } from './modulate.js';
-import { swigluForward, swigluBackward, swigluExpertsForward, swigluExpertsBackward, type SwigluCall, type SwigluBackwardCall } from './swiglu.js';
-import { moeExpertsForward, gatherRows, scatterAddRows, scatterAddRowsBackward } from './moeExperts.js';
-import type { SwigluWeights } from './swiglu.js';
+import type { SwigluWeights, SwigluCall, SwigluBackwardCall } from './swiglu.js';
 
 export interface Kernels {
   readonly name: string;
@@ -86,29 +81,3 @@ export function tensorFrom(kern: Kernels, src: Float32Array): Float32Array {
   t.set(src);
   return t;
 }
-
-/** The reference kernels: the plain functions of `ref/`, one loop nest each. */
-export const refKernels: Kernels = {
-  name: 'ref',
-  linear: linearForward,
-  linearBackward,
-  layerNorm: layerNormForward,
-  layerNormBackward,
-  modulate: modulateForward,
-  modulateBackward,
-  gatedResidual: gatedResidualForward,
-  gatedResidualBackward,
-  attention: attentionForward,
-  attentionBackward,
-  swiglu: swigluForward,
-  swigluBackward,
-  swigluExperts: swigluExpertsForward,
-  swigluExpertsBackward,
-  gatherRows,
-  scatterAddRows,
-  scatterAddRowsBackward,
-  moeExperts: moeExpertsForward,
-  tensor: (n) => new Float32Array(n), // the garbage collector frees it
-  mark: () => 0,
-  release: () => {},
-};

@@ -10,7 +10,8 @@
 import { DitMoeError } from '../core/errors.js';
 import type { DiTConfig } from './config.js';
 import { dims, validateConfig } from './config.js';
-import { refKernels, type Kernels } from './kernels.js';
+import type { Kernels } from './kernels.js';
+import { refKernels } from './refKernels.js';
 import { ParamStore, paramSpecs } from './params.js';
 import { sameShape, shapeStr } from '../core/tensor.js';
 import { siluForward, siluBackward } from './activations.js';

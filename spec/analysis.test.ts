@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { PNG } from 'pngjs';
 import { GOLDEN_DIR } from './golden.js';
 import { DitMoeError } from '../core/errors.js';
-import { refKernels } from '../ref/kernels.js';
+import { refKernels } from '../ref/refKernels.js';
 import { loadModelFromSafetensors } from '../io/modelFile.js';
 import { routerForward } from '../ref/router.js';
 import { balanceLossForward } from '../ref/balanceLoss.js';

@@ -3,7 +3,8 @@
  * `describe.each(backends())`): the plain TypeScript reference and the WebAssembly SIMD backend
  * (built by `npm run build:wasm`, which `npm ci` runs).
  */
-import { refKernels, type Kernels } from '../ref/kernels.js';
+import type { Kernels } from '../ref/kernels.js';
+import { refKernels } from '../ref/refKernels.js';
 import { createWasmKernels, createWasmKernelsSync, createWasmKernelsUnshared, type WasmKernels } from '../wasm/node.js';
 
 let list: [string, Kernels][] | null = null;

@@ -18,7 +18,7 @@ import { PRESETS, presetConfig, validateConfig, type DiTConfig } from '../ref/co
 import { paramSpecs } from '../ref/params.js';
 import { inferConfig, checkConfigFits, type ShapeMap } from '../ref/inferConfig.js';
 import { loadModelFromSafetensors } from '../io/modelFile.js';
-import { refKernels } from '../ref/kernels.js';
+import { refKernels } from '../ref/refKernels.js';
 import { parseSafetensors, serializeSafetensors, asFloat32, asNumbers, floatToHalf, halfToFloat, type StTensor } from '../io/safetensors.js';
 import { loadModelFile } from '../cli/loadModel.js';
 import { golden, gt, diff, expectClose, GOLDEN_DIR } from './golden.js';

@@ -26,7 +26,8 @@
  */
 import { describe, it, expect, afterAll, vi } from 'vitest';
 import fc from 'fast-check';
-import { refKernels, type Kernels } from '../ref/kernels.js';
+import type { Kernels } from '../ref/kernels.js';
+import { refKernels } from '../ref/refKernels.js';
 import { siluForward, siluBackward } from '../ref/activations.js';
 import { DitMoeError } from '../core/errors.js';
 import { createWasmKernels, createWasmKernelsSync, kernelsWasmPath } from '../wasm/node.js';

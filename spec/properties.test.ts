@@ -9,7 +9,7 @@ import { routerForward, topK } from '../ref/router.js';
 import { balanceLossForward } from '../ref/balanceLoss.js';
 import { softmaxForward } from '../ref/softmax.js';
 import { patchify, unpatchify, patchEmbedForward } from '../ref/patchEmbed.js';
-import { refKernels } from '../ref/kernels.js';
+import { refKernels } from '../ref/refKernels.js';
 import { blockForward, blockWeights } from '../ref/block.js';
 import { ParamStore, paramSpecs } from '../ref/params.js';
 import { validateConfig } from '../ref/config.js';

@@ -13,7 +13,8 @@
  * order; only where they live differs.
  */
 import { describe, it, expect, afterAll } from 'vitest';
-import { refKernels, type Kernels } from '../ref/kernels.js';
+import type { Kernels } from '../ref/kernels.js';
+import { refKernels } from '../ref/refKernels.js';
 import { DitMoeError } from '../core/errors.js';
 import { createWasmKernelsUnshared, type WasmKernels } from '../wasm/node.js';
 import { Trainer } from '../train/trainer.js';

@@ -20,7 +20,7 @@ import { runCli } from './runCli.js';
 import { DitMoeError } from '../core/errors.js';
 import { validateConfig, type DiTConfig } from '../ref/config.js';
 import { DiTModel, loadWeights } from '../ref/model.js';
-import { refKernels } from '../ref/kernels.js';
+import { refKernels } from '../ref/refKernels.js';
 import { upcycle } from '../ref/upcycle.js';
 import { parseSafetensors, serializeSafetensors, asFloat32, asNumbers, type StTensor } from '../io/safetensors.js';
 import { readPtCheckpoint } from '../io/pt/checkpoint.js';

@@ -24,6 +24,7 @@ import { Arena } from './arena.js';
 import { webAssembly, type WasmBytes, type WasmModule, type WasmMemory } from './webassembly.js';
 import type { Call, ThreadPool, WorkerFunction } from './threads.js';
 import type { SwigluWeights } from '../ref/moe.js';
+import { withOperandChecks } from '../ref/kernelChecks.js';
 import type { SwigluCall, SwigluBackwardCall } from '../ref/swiglu.js';
 import { dispatchByExpert } from '../ref/moeExperts.js';
 
@@ -179,7 +180,7 @@ export function createWasmKernelsOn(module: WasmModule, memory: WasmMemory, pool
   checkSimd();
   const exports = instantiate(module, memory);
   const arena = new Arena(memory, exports.heapBase(), (p, n) => exports.fillRows(p, n, 0, 1, n));
-  return new WasmBackend(exports, arena, pool, minParallelFlops);
+  return withOperandChecks(new WasmBackend(exports, arena, pool, minParallelFlops));
 }
 
 /** A packed weight: panels for x·Wᵀ ('nk') and, when a backward needs it, for dout·W ('kn'). */
