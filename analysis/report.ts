@@ -12,8 +12,9 @@ import { writeFileAtomic } from '../node/files.js';
 import { serializeSafetensors, f32, i64 } from '../io/safetensors.js';
 import { gridPng } from '../render/images.js';
 import { RoutingRecorder, guidanceLayout, type RoutingStats, type WatchedStep } from './recorder.js';
-import { Raster } from './raster.js';
-import { heatmapGrid, loadBars, expertMaps, fmt } from './plots.js';
+import { Svg, fmt } from '../render/svg.js';
+import { heatmapGrid } from '../render/charts.js';
+import { loadBars, expertMaps } from './plots.js';
 
 export interface AnalysisRequest extends Omit<SampleRequest, 'modelFn' | 'onStep'> {
   watchImage?: number; // the image of the expert-map picture (default 0)
@@ -67,16 +68,13 @@ function shares(table: number[][], tokens: ArrayLike<number>, keep: number[]): n
   return keep.map((i) => table[i].map((v) => (tokens[i] > 0 ? v / tokens[i] : 0)));
 }
 
-/** Figures narrower than this are drawn at twice the size, so their 5×7-pixel labels stay legible. */
-const SMALL = 700;
-
 export interface FigureFile {
   file: string; // name inside the output folder
   title: string;
   caption: string;
 }
 
-/** Writes the PNGs, stats.json and index.html into `dir`; returns the figures (for the page) and every file written. */
+/** Writes the figures (SVG; the samples PNG), stats.json and index.html into `dir`; returns the figures (for the page) and every file written. */
 export function writeAnalysis(dir: string, a: Analysis, meta: Record<string, string | number> = {}): { figures: FigureFile[]; files: string[] } {
   const s = a.stats;
   const c = a.model.config;
@@ -95,32 +93,32 @@ export function writeAnalysis(dir: string, a: Analysis, meta: Record<string, str
   const even = fmt(k / E, 3);
   const uniform = `An even router would colour every cell ${even} (= k/E = ${k}/${E}); rows sum to ${k}, since each token picks ${k} expert${k > 1 ? 's' : ''}.`;
   const figures: FigureFile[] = [];
-  const fig = (file: string, title: string, caption: string, picture: Raster | Uint8Array) => {
-    write(file, picture instanceof Raster ? (picture.width < SMALL ? picture.scaled(2) : picture).png() : picture);
+  const fig = (file: string, title: string, caption: string, picture: Svg | Uint8Array) => {
+    write(file, picture instanceof Svg ? picture.toString() : picture);
     figures.push({ file, title, caption });
   };
 
   fig(
-    'heatmap_class.png',
+    'heatmap_class.svg',
     'Experts by class',
     `Each panel is one MoE layer; a row is a class label, a column an expert, and the colour is the share of that class's image tokens (over every denoising step) that the router sent to the expert. A column that lights up for some classes and not others is an expert that specialises in content; flat columns mean the choice does not depend on the class. ${uniform}`,
     heatmapGrid({ title: 'Expert choice by class', rowAxis: 'class', rowLabels: classes.map(String), layers: s.layer.map((l) => shares(l.classExpert, s.classTokens, classes)), valueLabel }),
   );
   fig(
-    'heatmap_step.png',
+    'heatmap_step.svg',
     'Experts by denoising step',
     `Rows are the denoising steps from the first (pure noise, at the top, labelled with the model's timestep input t) to the last (the finished image, at the bottom); the colour is the share of all tokens at that step routed to each expert. Colour that shifts from one expert to another down a panel means the router hands early, noisy steps and late, detailed steps to different experts — the timestep specialisation the paper reports. ${uniform}`,
     heatmapGrid({ title: 'Expert choice by denoising step', rowAxis: 'step (first at top)', rowLabels: steps.map((i) => `t=${fmt(s.stepT[i], 3)}`), layers: s.layer.map((l) => shares(l.stepExpert, s.tokensPerStep, steps)), valueLabel }),
   );
   const posTokens = new Array<number>(s.tokens).fill(s.tokensPerStep.reduce((x, y) => x + y, 0) / s.tokens);
   fig(
-    'heatmap_position.png',
+    'heatmap_position.svg',
     'Experts by patch position',
     `Rows are the ${s.tokens} patch positions of the ${s.gridSize}×${s.gridSize} patch grid, row by row from the top-left corner (labelled row,column); the colour is the share of tokens at that position, over all images and steps, routed to each expert. Stripes repeating every ${s.gridSize} rows would show that experts care about where a patch is (borders, centre) rather than what it shows. ${uniform}`,
     heatmapGrid({ title: 'Expert choice by patch position', rowAxis: 'patch (row,column)', rowLabels: positions.map((p) => `${Math.floor(p / s.gridSize)},${p % s.gridSize}`), layers: s.layer.map((l) => shares(l.posExpert, posTokens, positions)), valueLabel }),
   );
   fig(
-    'expert_load.png',
+    'expert_load.svg',
     'Expert load',
     `For each layer, the share of all routing slots (tokens × ${k}) that each expert received, over every image and step; the dashed line is the even share 1/${E}. Bars far above the line are experts the router overloads — what the balance loss (its value per layer is in the table below: 1 is perfectly even, ${E} is one expert taking everything) pushes against in training.`,
     loadBars(s),
@@ -128,7 +126,7 @@ export function writeAnalysis(dir: string, a: Analysis, meta: Record<string, str
   const ref = { C: c.in_channels, H: c.input_size, W: c.input_size };
   const watchImage = Math.min(a.request.watchImage ?? 0, s.images - 1);
   fig(
-    'expert_map.png',
+    'expert_map.svg',
     'One image, patch by patch',
     `Image ${watchImage} (class ${s.imageLabels[watchImage]}) at ${a.watched.length} of the ${s.steps} steps, from noise (top) to the finished sample (bottom). Left: the model's input x_t at that step and its prediction of the clean image x0${c.in_channels === 1 || c.in_channels === 3 ? '' : ' (a latent: its first channels shown as colour, not a decoded image)'}. Then one patch grid per layer: each patch is split into ${k} stripe${k > 1 ? 's' : ''} coloured by the expert${k > 1 ? 's' : ''} it was sent to${k > 1 ? ', the largest gate weight on the left' : ''}. Regions of one colour are patches the router treats alike; watch how they follow the image's content as it emerges.`,
     expertMaps(a.watched, a.predX0, ref, s.gridSize, E, k, `image ${watchImage}, class ${s.imageLabels[watchImage]}`),

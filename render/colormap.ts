@@ -7,7 +7,7 @@
  */
 export type RGB = readonly [number, number, number];
 
-const VIRIDIS_STOPS: readonly string[] = ['440154', '482475', '414487', '355f8d', '2a788e', '21918c', '22a884', '44bf70', '7ad151', 'bddf26', 'fde725'];
+export const VIRIDIS_STOPS: readonly string[] = ['440154', '482475', '414487', '355f8d', '2a788e', '21918c', '22a884', '44bf70', '7ad151', 'bddf26', 'fde725'];
 
 function hex(h: string): RGB {
   return [parseInt(h.slice(0, 2), 16), parseInt(h.slice(2, 4), 16), parseInt(h.slice(4, 6), 16)];

@@ -21,8 +21,10 @@ import { makeRng } from '../ref/diffusion/rng.js';
 import { RoutingRecorder, type LayerRouting } from '../analysis/recorder.js';
 import { runAnalysis, writeAnalysis, spreadSteps, rawRouting } from '../analysis/report.js';
 import { parseSafetensors, asNumbers } from '../io/safetensors.js';
-import { heatmapGrid, loadBars, expertMaps, pixelVariance } from '../analysis/plots.js';
-import { Raster } from '../analysis/raster.js';
+import { loadBars, expertMaps } from '../analysis/plots.js';
+import { heatmapGrid } from '../render/charts.js';
+import { Svg } from '../render/svg.js';
+import { svgPixels, svgToPng, pixelVariance } from '../render/rasterize.js';
 
 const model = loadModelFromSafetensors(new Uint8Array(fs.readFileSync(path.join(GOLDEN_DIR, 'tiny.model.safetensors'))), 'tiny.model');
 const c = model.config;
@@ -217,11 +219,12 @@ describe('routing pictures', () => {
     return PNG.sync.read(Buffer.from(bytes));
   }
 
-  it('a blank raster has pixel variance 0 (so the not-blank check can fail)', () => {
-    expect(pixelVariance(new Raster(20, 10))).toBe(0);
+  it('a blank picture has pixel variance 0 (so the not-blank check can fail)', () => {
+    expect(pixelVariance(svgPixels(new Svg(20, 10).toString()).data)).toBe(0);
+    expect(pixelVariance(svgPixels(new Svg(20, 10).text(2, 8, 'x').toString()).data)).toBeGreaterThan(0); // the bundled font draws
   });
 
-  it('the figures have the expected size and are not blank', () => {
+  it('the figures (SVG) rasterise to their size and are not blank', () => {
     const labels = Int32Array.from([0, 1, 2, 3]);
     const steps = 4;
     const a = runAnalysis(model, { sampler: 'ddim', steps, labels, cfg: 2, guidedChannels: 'all', seed: 3, mapSteps: 3 });
@@ -232,34 +235,33 @@ describe('routing pictures', () => {
       bars: loadBars(st),
       map: expertMaps(a.watched, a.predX0, { C: c.in_channels, H: c.input_size, W: c.input_size }, G, E, K, 'x'),
     };
-    for (const [name, r] of Object.entries(figs)) {
-      const png = decode(r.png());
-      expect([png.width, png.height], name).toEqual([r.width, r.height]);
-      expect(pixelVariance(r), name).toBeGreaterThan(0);
+    for (const [name, svg] of Object.entries(figs)) {
+      const png = decode(svgToPng(svg.toString()));
+      expect([png.width, png.height], name).toEqual([svg.width, svg.height]);
+      expect(pixelVariance(png.data), name).toBeGreaterThan(0);
     }
-    // a panel per layer, E columns of at least 6 px each, 4 rows
-    expect(figs.heat.width).toBeGreaterThan(L * E * 6);
+    // a panel per layer, E columns of at least 8 px each, 4 rows
+    expect(figs.heat.width).toBeGreaterThan(L * E * 8);
     // the expert map: one row per watched step, each at least the patch grid tall; columns x_t, x0 and L maps
     expect(a.watched.map((w) => w.step)).toEqual([0, 2, 3]);
     expect(figs.map.height).toBeGreaterThan(3 * G * 2 * K);
     expect(figs.map.width).toBeGreaterThan((2 + L) * G * 2 * K);
-    const twice = figs.bars.scaled(2);
+    const twice = decode(svgToPng(figs.bars.toString(), 2));
     expect([twice.width, twice.height]).toEqual([2 * figs.bars.width, 2 * figs.bars.height]);
   });
 
-  it('writeAnalysis writes decodable, non-blank PNGs, stats.json and an index.html that names every picture', () => {
+  it('writeAnalysis writes non-blank SVG figures, the samples PNG, stats.json and an index.html that names every picture', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dit-moe-analysis-'));
     try {
       const a = runAnalysis(model, { sampler: 'flow', steps: 3, labels: Int32Array.from([7, 8]), cfg: 1, guidedChannels: 'all', seed: 0 });
       const { figures, files } = writeAnalysis(dir, a, { model: 'tiny' });
-      expect(figures.map((f) => f.file).sort()).toEqual(['expert_load.png', 'expert_map.png', 'heatmap_class.png', 'heatmap_position.png', 'heatmap_step.png', 'samples.png']);
+      expect(figures.map((f) => f.file).sort()).toEqual(['expert_load.svg', 'expert_map.svg', 'heatmap_class.svg', 'heatmap_position.svg', 'heatmap_step.svg', 'samples.png']);
       const html = fs.readFileSync(path.join(dir, 'index.html'), 'utf8');
       for (const f of figures) {
-        const png = PNG.sync.read(fs.readFileSync(path.join(dir, f.file)));
-        expect(png.width * png.height).toBeGreaterThan(0);
-        const r = new Raster(png.width, png.height);
-        r.data.set(png.data);
-        expect(pixelVariance(r), f.file).toBeGreaterThan(0);
+        const bytes = fs.readFileSync(path.join(dir, f.file));
+        const pixels = f.file.endsWith('.svg') ? svgPixels(bytes.toString('utf8')) : PNG.sync.read(bytes);
+        expect(pixels.width * pixels.height).toBeGreaterThan(0);
+        expect(pixelVariance(pixels.data), f.file).toBeGreaterThan(0);
         expect(html).toContain(`src="${f.file}"`);
         expect(f.caption.length).toBeGreaterThan(100);
       }

@@ -37,7 +37,7 @@ describe('dit-moe analyze', () => {
     expect(r.code, r.err).toBe(0);
     expect(r.out).toContain('index.html');
     const names = fs.readdirSync(out).sort();
-    expect(names).toEqual(['expert_load.png', 'expert_map.png', 'heatmap_class.png', 'heatmap_position.png', 'heatmap_step.png', 'index.html', 'samples.png', 'stats.json']);
+    expect(names).toEqual(['expert_load.svg', 'expert_map.svg', 'heatmap_class.svg', 'heatmap_position.svg', 'heatmap_step.svg', 'index.html', 'samples.png', 'stats.json']);
     const stats = JSON.parse(fs.readFileSync(path.join(out, 'stats.json'), 'utf8'));
     expect(stats.steps).toBe(5);
     expect(stats.imageLabels).toEqual([4, 9, 4]);
@@ -78,7 +78,7 @@ describe('dit-moe analyze', () => {
       page.on('requestfailed', (rq) => errors.push(`failed to load ${rq.url()}`));
       await page.goto(pathToFileURL(path.join(out, 'index.html')).href, { waitUntil: 'load' });
       const images = await page.$$eval('img', (els) => els.map((el) => ({ src: el.getAttribute('src'), complete: el.complete, w: el.naturalWidth, h: el.naturalHeight })));
-      expect(images.map((i) => i.src).sort()).toEqual(['expert_load.png', 'expert_map.png', 'heatmap_class.png', 'heatmap_position.png', 'heatmap_step.png', 'samples.png']);
+      expect(images.map((i) => i.src).sort()).toEqual(['expert_load.svg', 'expert_map.svg', 'heatmap_class.svg', 'heatmap_position.svg', 'heatmap_step.svg', 'samples.png']);
       for (const img of images) {
         expect(img.complete, img.src!).toBe(true);
         expect(img.w, img.src!).toBeGreaterThan(0);

@@ -19,7 +19,8 @@ import { gridPng } from '../render/images.js';
 import { Trainer, type StepLog } from './trainer.js';
 import { writeCheckpoint, serializeModel, restoreTrainer, type Checkpoint } from './checkpoint.js';
 import { generateSamples } from './eval.js';
-import { lossCurvePng } from './plot.js';
+import { lineChart } from '../render/charts.js';
+import { svgToPng } from '../render/rasterize.js';
 
 export interface RunOutputs {
   out: string; // folder
@@ -68,10 +69,16 @@ export function writeLossPlot(file: string, logs: StepLog[], w = 50): void {
     if (i >= w) s -= y[i - w];
     avg.push(s / Math.min(i + 1, w));
   }
-  writeFileAtomic(file, lossCurvePng([
-    { x, y, color: [170, 190, 230] },
-    { x, y: avg, color: [200, 30, 30] },
-  ]));
+  const chart = lineChart({
+    title: 'Training loss',
+    xLabel: 'step',
+    yLabel: 'loss',
+    series: [
+      { x, y, color: [160, 185, 225], label: 'loss per step', width: 1 },
+      { x, y: avg, color: [200, 30, 30], label: `mean of the last ${w} steps`, width: 2 },
+    ],
+  });
+  writeFileAtomic(file, svgToPng(chart.toString(), 2));
 }
 
 /** A grid of samples from the EMA weights (or the model's): one row per class, `perClass` seeds per row. */
