@@ -25,9 +25,11 @@ export function backends(): [string, Kernels][] {
 }
 
 /**
- * The kernel suites' backends: ref, wasm (1 thread), and wasm on 2 threads with every product
- * and attention split between the threads however small (minParallelFlops 0), so the split
- * paths meet every shape. `dispose` stops the worker thread (call it in afterAll).
+ * The one table of backends every operator suite (spec/ops/) runs on: ref, wasm (1 thread),
+ * wasm on 2 threads with every product and attention split between the threads however small
+ * (minParallelFlops 0), so the split paths meet every shape, and wasm on an unshared memory
+ * (every operand copied in and out: the browser's path). `dispose` stops the worker thread
+ * (call it in afterAll).
  */
 export async function backendsWithThreads(): Promise<{ list: [string, Kernels][]; wasm: WasmKernels; dispose: () => void }> {
   const wasm = await createWasmKernels();
@@ -37,6 +39,7 @@ export async function backendsWithThreads(): Promise<{ list: [string, Kernels][]
       ['ref', refKernels],
       ['wasm', wasm],
       ['wasm 2 threads', wasm2],
+      ['wasm, unshared memory', createWasmKernelsUnshared()],
     ],
     wasm,
     dispose: () => wasm2.dispose(),

@@ -3,14 +3,15 @@
  * same bad call is rejected by each with a DitMoeError and the same message (only the backend's
  * name, which the message starts with, differs), before any arithmetic: ref on a short array
  * would otherwise compute NaN silently. Every kernel of the interface is given at least one bad
- * call; the backends are those of spec/backends.ts, plus wasm on 2 threads.
+ * call; the backends are the operator suites' table (spec/backends.ts): ref, wasm, wasm on 2
+ * threads, wasm on an unshared memory.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DitMoeError } from '../core/errors.js';
 import type { Kernels } from '../ref/kernels.js';
 import { kernelChecks } from '../ref/kernelChecks.js';
 import { linearForward } from '../ref/linear.js';
-import { backends, backendsWithThreads } from './backends.js';
+import { backendsWithThreads } from './backends.js';
 
 const f = (n: number) => new Float32Array(n).fill(0.5);
 const idx = (...v: number[]) => Int32Array.from(v);
@@ -64,7 +65,7 @@ let list: [string, Kernels][] = [];
 let dispose = () => {};
 beforeAll(async () => {
   const threads = await backendsWithThreads();
-  list = [...backends(), ['wasm 2 threads', threads.list[2][1]]];
+  list = threads.list;
   dispose = threads.dispose;
 });
 afterAll(() => dispose());
