@@ -52,7 +52,7 @@ export interface PtCheckpoint {
   root: string;
 }
 
-const ELEMENT_BYTES: Record<StorageDType, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, U8: 1 };
+export const ELEMENT_BYTES: Record<StorageDType, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, U8: 1 };
 /** Materialised tensors may take at most this multiple of the file's size (float16 doubles; tied weights repeat). */
 const OUTPUT_BUDGET_FACTOR = 4;
 const OUTPUT_BUDGET_SLACK = 1 << 20;
@@ -141,7 +141,7 @@ export function readPtCheckpoint(bytes: Uint8Array, where = 'checkpoint.pt', opt
 }
 
 /** Checks the view fits its storage; returns its element count. */
-function viewElements(t: PtTensorRef, at: string): number {
+export function viewElements(t: PtTensorRef, at: string): number {
   const st: PtStorageRef = t.storage;
   let n = 1;
   for (const d of t.shape) {
@@ -179,7 +179,7 @@ function bf16Table(): Float32Array {
 }
 
 /** A strided view of raw storage bytes → a contiguous row-major StTensor of n elements. */
-function materialise(t: PtTensorRef, n: number, raw: Uint8Array, littleEndian: boolean): StTensor {
+export function materialise(t: PtTensorRef, n: number, raw: Uint8Array, littleEndian: boolean): StTensor {
   const dtype = t.storage.dtype as DType;
   const es = ELEMENT_BYTES[t.storage.dtype];
   const shape = [...t.shape];
