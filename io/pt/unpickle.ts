@@ -571,7 +571,7 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}): PyValue
         const obj = top();
         if (obj instanceof PyObject) obj.state = state;
         else if (obj instanceof Map) {
-          // An OrderedDict's attributes (state_dict()._metadata, module versions): not needed.
+          dictAttributes.set(obj, state); // an OrderedDict's attributes: state_dict()._metadata
         } else if (obj instanceof PtTensorRef) {
           // torch.nn.Parameter state on old pickles: ignored.
         } else fail(`BUILD on ${describe(obj)}`);
