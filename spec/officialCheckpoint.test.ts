@@ -237,6 +237,13 @@ describe('dit-moe convert / train --resume ck.pt / --init', () => {
     const pt = path.join(tmp, 'b.pt');
     const cv = runCli('convert', path.join(b, 'checkpoint.safetensors'), pt);
     expect(cv.code, cv.err).toBe(0);
+    // and back to a model file: the EMA weights (find_model's choice) with the configuration
+    const weights = path.join(tmp, 'b-ema.safetensors');
+    expect(runCli('convert', pt, weights).code).toBe(0);
+    const ck = parseSafetensors(new Uint8Array(fs.readFileSync(path.join(b, 'checkpoint.safetensors'))), 'b');
+    const w = parseSafetensors(new Uint8Array(fs.readFileSync(weights)), weights);
+    expect(w.metadata.config).toBe(ck.metadata.config);
+    expect(bitsEqual(w.tensors.get('final_layer.linear.weight')!.data as Float32Array, ck.tensors.get('ema.final_layer.linear.weight')!.data as Float32Array)).toBe(true);
     const r = runCli('train', '--resume', pt, '--steps', '4', '--backend', 'ref', '--sample-every', '0', '--samples-per-class', '1', '--sample-steps', '2', '--out', c);
     expect(r.code, r.err).toBe(0);
     const want = parseSafetensors(new Uint8Array(fs.readFileSync(path.join(a, 'checkpoint.safetensors'))), 'a');

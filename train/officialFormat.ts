@@ -33,13 +33,11 @@ import { inferConfig } from '../ref/inferConfig.js';
 import { configFromMetadata, loadWeights } from '../ref/model.js';
 import { paramSpecs, ParamStore } from '../ref/params.js';
 import { asFloat32, f32, type StTensor } from '../io/safetensors.js';
-import { readOfficialCheckpoint, writeOfficialCheckpoint, type AdamState, type OfficialCheckpoint, type PlainValue } from '../io/pt/officialCheckpoint.js';
+import { ARGS_SECTION, readOfficialCheckpoint, writeOfficialCheckpoint, type AdamState, type OfficialCheckpoint, type PlainValue } from '../io/pt/officialCheckpoint.js';
 import type { Checkpoint } from './checkpoint.js';
 import { learningRate } from './schedule.js';
 import { DEFAULT_TRAIN_ARGS, type TrainArgs } from './trainer.js';
 
-/** The section of `args` that carries what train.py's fields cannot say. */
-export const ARGS_SECTION = 'dit_moe';
 const SECTION_FORMAT = 1;
 /** The official EMA: `update_ema(ema, model)` with decay 0.9999 after every step. */
 export const OFFICIAL_EMA_DECAY = 0.9999;
@@ -188,7 +186,8 @@ function weightsAndConfig(oc: OfficialCheckpoint, which: 'model' | 'ema', where:
 /** `--init`: a new run starts from the checkpoint's weights (EMA when present, as find_model) and configuration. */
 export function officialInit(oc: OfficialCheckpoint, where: string, flags: FlagDefaults): { config: DiTConfig; params: ParamStore; origin: string } {
   const { weights, config, origin } = weightsAndConfig(oc, 'ema', where, flags);
-  return { config, params: loadWeights(config, weights, `${where}: ${oc.ema ? 'ema' : oc.layout === 'deepspeed' ? 'module' : 'model'}`).params, origin };
+  const entry = oc.ema ? 'ema' : oc.layout === 'deepspeed' ? 'module' : oc.layout === 'state_dict' ? 'state dict' : 'model';
+  return { config, params: loadWeights(config, weights, `${where}: ${entry}`).params, origin };
 }
 
 /**
@@ -280,4 +279,4 @@ export function officialToCheckpoint(oc: OfficialCheckpoint, where: string, flag
 }
 
 /** Reads an official checkpoint's bytes (train.py's dict or DeepSpeed's model states). */
-export { readOfficialCheckpoint };
+export { readOfficialCheckpoint, ARGS_SECTION };

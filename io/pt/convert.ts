@@ -6,6 +6,7 @@
 import { parseSafetensors, serializeSafetensors, type StTensor } from '../safetensors.js';
 import { readPtCheckpoint, writePtCheckpoint, type PtScalar } from './checkpoint.js';
 import { configAttributes } from './stateDictConfig.js';
+import { ARGS_SECTION, readOfficialCheckpoint } from './officialCheckpoint.js';
 
 export interface ConvertOptions {
   /** .pt input: which weights of a training checkpoint (default: `ema` if present, else `model`). */
@@ -26,6 +27,12 @@ export interface ConvertOptions {
 export function ptToSafetensors(bytes: Uint8Array, where: string, opts: ConvertOptions = {}): Uint8Array {
   const ck = readPtCheckpoint(bytes, where, { weights: opts.weights });
   const metadata: Record<string, string> = { format: 'pt', ...ck.metadata };
+  if (metadata.config === undefined && ck.keys.includes('args')) {
+    // a checkpoint of ours in train.py's format keeps the configuration in args['dit_moe']
+    const section = readOfficialCheckpoint(bytes, where).args?.[ARGS_SECTION];
+    const config = typeof section === 'object' && section !== null && !Array.isArray(section) ? section.config : undefined;
+    if (config !== undefined) metadata.config = JSON.stringify(config);
+  }
   if (metadata.config === undefined || opts.replaceConfig) {
     const inferred = opts.inferConfigJson?.(ck.stateDict, metadata.config);
     if (inferred !== undefined) metadata.config = inferred;

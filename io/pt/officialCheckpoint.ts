@@ -25,6 +25,9 @@ import { PickleDict, PickleFloat, PickleList, PickleTuple, type PickleValue } fr
 import { carriedConfig } from './stateDictConfig.js';
 import { ELEMENT_BYTES, materialise, pickleTensor, ptArchive, viewElements, type PtStorageOut } from './checkpoint.js';
 
+/** The section of `args` where our checkpoints keep what train.py's fields cannot say (train/officialFormat.ts). */
+export const ARGS_SECTION = 'dit_moe';
+
 /** JSON-like values: what `args` may hold (weights_only's allowlist: None, bool, int, float, str, list, tuple, dict). */
 export type PlainValue = null | boolean | number | string | PlainValue[] | { [key: string]: PlainValue };
 
