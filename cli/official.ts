@@ -14,7 +14,7 @@ import type { DiTConfig } from '../ref/config.js';
 import type { ParamStore } from '../ref/params.js';
 import { parseSafetensors, serializeSafetensors } from '../io/safetensors.js';
 import { safetensorsToPt, type ConvertOptions } from '../io/pt/convert.js';
-import { readOfficialCheckpoint, officialInit, officialToCheckpoint, checkpointToOfficial, type FlagDefaults, type OfficialResume } from '../train/officialFormat.js';
+import { readOfficialCheckpoint, officialInit, officialToCheckpoint, checkpointToOfficial, officialIncompatibilities, type FlagDefaults, type OfficialResume } from '../train/officialFormat.js';
 import { parseCheckpoint } from '../train/checkpoint.js';
 import { readBytes } from './files.js';
 import { pickWeights, readModelTensors, resolveModelConfig } from './loadModel.js';
@@ -78,7 +78,12 @@ export async function initWeights(p: string, flags: FlagDefaults, note: (line: s
 export function trainingCheckpointToPt(bytes: Uint8Array, where: string, opts: ConvertOptions): Uint8Array | undefined {
   const st = parseSafetensors(bytes, where);
   if (st.metadata.kind !== 'checkpoint') return undefined;
-  if (opts.weights === undefined && opts.nestUnder === undefined) return checkpointToOfficial(parseCheckpoint(bytes, where));
+  if (opts.weights === undefined && opts.nestUnder === undefined) {
+    const ck = parseCheckpoint(bytes, where);
+    const differ = officialIncompatibilities(ck.config);
+    if (differ.length) process.stderr.write(`note: the official DiT fixes what this model sets otherwise: ${differ.join(', ')}; its code cannot build or run this model as configured\n`);
+    return checkpointToOfficial(ck);
+  }
   const hasEma = [...st.tensors.keys()].some((k) => k.startsWith('ema.'));
   const weights = pickWeights(st.tensors, opts.weights ?? (hasEma ? 'ema' : 'model'), where);
   return safetensorsToPt(serializeSafetensors(weights, st.metadata.config === undefined ? {} : { config: st.metadata.config }), where, opts);

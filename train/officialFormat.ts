@@ -48,6 +48,12 @@ export function officialModelName(c: DiTConfig): string | undefined {
   return undefined;
 }
 
+/** The official DiT's fixed values: the fields of a configuration it cannot build or run as configured. */
+export function officialIncompatibilities(c: DiTConfig): string[] {
+  const fixed: [keyof DiTConfig, unknown][] = [['n_shared_experts', 2], ['frequency_embedding_size', 256], ['aux_loss_alpha', 0.01], ['norm_topk_prob', false], ['seq_aux', false]];
+  return fixed.filter(([k, v]) => c[k] !== v).map(([k, v]) => `${k} ${JSON.stringify(c[k])} (official: ${JSON.stringify(v)})`);
+}
+
 /** A training checkpoint of ours → the bytes of the checkpoint train.py would have saved. */
 export function checkpointToOfficial(ck: Checkpoint): Uint8Array {
   const specs = ck.params.specs;

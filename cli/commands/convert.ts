@@ -67,7 +67,7 @@ export function configHook(file: string, o: ModelOptions): (sd: Map<string, StTe
 export function register(program: Command): void {
   program
     .command('convert')
-    .description('convert a PyTorch checkpoint (.pt) to safetensors or back, chosen by the extensions')
+    .description('convert a PyTorch checkpoint (.pt) to safetensors or back, chosen by the extensions; a training checkpoint of ours becomes the official train.py checkpoint')
     .argument('<in>', 'input file (.pt/.pth/.ckpt or .safetensors)')
     .argument('<out>', 'output file (.safetensors or .pt/.pth/.ckpt)')
     .option('--weights <which>', 'for a training checkpoint: model or ema (default: ema if present)')

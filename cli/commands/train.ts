@@ -1,7 +1,9 @@
 /**
  * `dit-moe train --data mnist --preset mnist-s --steps N --batch B --lr 3e-4 --out runs/x
- *   [--resume] [--backend ref|wasm|auto] [--seed 0] [--objective flow|ddpm] [--ema 0.999]
+ *   [--resume [FILE]] [--init FILE] [--backend ref|wasm|auto] [--seed 0] [--objective flow|ddpm] [--ema 0.999]
  *   [--sample-every K]`: trains a class-conditional DiT-MoE on CPU (train/run.ts lists the outputs).
+ * `--resume` also takes the official train.py .pt or a DeepSpeed folder, `--init` any checkpoint's
+ * weights (cli/official.ts, docs/outgrowing.md).
  */
 import type { Command } from 'commander';
 import * as fs from 'node:fs';
