@@ -33,19 +33,11 @@ import { checkDataset, type Dataset } from '../train/data.js';
 import { resumeOfficial } from '../cli/official.js';
 import { convertFile } from '../cli/commands/convert.js';
 import { GOLDEN_DIR, golden } from './golden.js';
-import { tinyModel, barsDataset, args as trainArgs } from './trainHelpers.js';
+import { tinyModel, barsDataset, args as trainArgs, bitsEqual } from './trainHelpers.js';
 import { expectOurError } from './errors.js';
 import { runCli } from './runCli.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ditmoe-official-'));
-
-function bitsEqual(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return false;
-  return true;
-}
 
 function expectSameCheckpoint(got: Checkpoint, want: Checkpoint) {
   expect(got.config).toEqual(want.config);

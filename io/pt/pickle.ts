@@ -14,7 +14,9 @@
  * repeated strings and globals are fetched back (BINGET), as Python's pickler does, so the
  * opcode stream matches the golden checkpoints'. The state dict's `_metadata` attribute
  * (module versions, written by `BUILD`) is left out: `torch.load` does not need it and
- * `load_state_dict` treats its absence as "current versions".
+ * `load_state_dict` treats its absence as "current versions"; a dict's `state` is written with
+ * BUILD when given. Lists, floats of integral value (PickleFloat) and non-string keys are there
+ * for optimiser state dicts: {state: {index: {...}}, param_groups: [{lr, betas, ...}]}.
  */
 
 /** A value the writer can pickle. */
