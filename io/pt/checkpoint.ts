@@ -18,7 +18,7 @@ import { DitMoeError } from '../../ref/errors.js';
 import { halfToFloat, bf16ToFloat, halfBits, bf16Bits, type DType, type StTensor, type TensorData } from '../safetensors.js';
 import { readZip, writeZip } from './zip.js';
 import { unpickle, describe, PtStorageRef, PtTensorRef, PyObject, type PyValue, type StorageDType } from './unpickle.js';
-import { carriedConfig } from './stateDictConfig.js';
+import { argsConfig, carriedConfig } from './stateDictConfig.js';
 import { pickle, PickleCall, PickleDict, PickleGlobal, PicklePersistent, PickleTuple, type PickleValue } from './pickle.js';
 
 export type PtScalar = number | string | boolean | null;
@@ -101,7 +101,7 @@ export function readPtCheckpoint(bytes: Uint8Array, where = 'checkpoint.pt', opt
     const args = top.get('args');
     const argState = args instanceof PyObject ? args.state : args;
     if (argState instanceof Map) out.args = plainRecord(argState);
-    const config = top.get('config');
+    const config = top.get('config') ?? argsConfig(argState);
     if (config instanceof Map) out.metadata.config = JSON.stringify(plainRecord(config));
   } else if (opts.weights) {
     throw new DitMoeError(`weights '${opts.weights}' asked for, but the checkpoint is a bare state dict (no model/ema entries)`, where);

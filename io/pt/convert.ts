@@ -3,11 +3,9 @@
  * and values are kept exactly (float16/bfloat16 round-trip bit for bit: widened on read,
  * rounded back on write).
  */
-import { DitMoeError } from '../../ref/errors.js';
 import { parseSafetensors, serializeSafetensors, type StTensor } from '../safetensors.js';
 import { readPtCheckpoint, writePtCheckpoint, type PtScalar } from './checkpoint.js';
 import { configAttributes } from './stateDictConfig.js';
-import { ARGS_SECTION, readOfficialCheckpoint } from './officialCheckpoint.js';
 
 export interface ConvertOptions {
   /** .pt input: which weights of a training checkpoint (default: `ema` if present, else `model`). */
@@ -28,8 +26,6 @@ export interface ConvertOptions {
 export function ptToSafetensors(bytes: Uint8Array, where: string, opts: ConvertOptions = {}): Uint8Array {
   const ck = readPtCheckpoint(bytes, where, { weights: opts.weights });
   const metadata: Record<string, string> = { format: 'pt', ...ck.metadata };
-  const carried = metadata.config === undefined && ck.keys.includes('args') ? sectionConfig(bytes, where) : undefined;
-  if (carried !== undefined) metadata.config = carried;
   if (metadata.config === undefined || opts.replaceConfig) {
     const inferred = opts.inferConfigJson?.(ck.stateDict, metadata.config);
     if (inferred !== undefined) metadata.config = inferred;
@@ -50,19 +46,4 @@ export function safetensorsToPt(bytes: Uint8Array, where: string, opts: ConvertO
   const scalars: Record<string, PtScalar> = {};
   if (config !== undefined) scalars.config = config;
   return writePtCheckpoint(st.tensors, { nestUnder: opts.nestUnder, scalars });
-}
-
-/**
- * A checkpoint of ours in train.py's format keeps the configuration in args['dit_moe']['config'];
- * undefined for any other file (another optimiser's state, say: then the shapes tell).
- */
-function sectionConfig(bytes: Uint8Array, where: string): string | undefined {
-  try {
-    const section = readOfficialCheckpoint(bytes, where).args?.[ARGS_SECTION];
-    const config = typeof section === 'object' && section !== null && !Array.isArray(section) ? section.config : undefined;
-    return config === undefined ? undefined : JSON.stringify(config);
-  } catch (e) {
-    if (e instanceof DitMoeError) return undefined;
-    throw e;
-  }
 }

@@ -22,11 +22,11 @@ import type { StTensor } from '../safetensors.js';
 import { readZip } from './zip.js';
 import { unpickle, describe, PtTensorRef, PyObject, PySet, type PyValue } from './unpickle.js';
 import { PickleDict, PickleFloat, PickleList, PickleTuple, type PickleValue } from './pickle.js';
-import { carriedConfig } from './stateDictConfig.js';
+import { carriedConfig, OUR_KEY } from './stateDictConfig.js';
 import { ELEMENT_BYTES, materialise, pickleTensor, ptArchive, viewElements, type PtStorageOut } from './checkpoint.js';
 
 /** The section of `args` where our checkpoints keep what train.py's fields cannot say (train/officialFormat.ts). */
-export const ARGS_SECTION = 'dit_moe';
+export const ARGS_SECTION = OUR_KEY;
 
 /** JSON-like values: what `args` may hold (weights_only's allowlist: None, bool, int, float, str, list, tuple, dict). */
 export type PlainValue = null | boolean | number | string | PlainValue[] | { [key: string]: PlainValue };
