@@ -33,3 +33,4 @@ export * as diffusion from './ref/diffusion/index.js';
 export * from './io/safetensors.js';
 export * from './io/modelFile.js';
 export { runCase, supportedKinds, registerCaseKind, compareTensors, formatCompareLine, type CaseContext, type CaseRunner, type CompareLine } from './conform/index.js';
+export { readOfficialCheckpoint, writeOfficialCheckpoint, type OfficialCheckpoint, type OfficialCheckpointParts } from './io/pt/officialCheckpoint.js';

@@ -12,17 +12,9 @@ import { Trainer } from '../train/trainer.js';
 import { writeCheckpoint, readCheckpoint, restoreTrainer, serializeModel } from '../train/checkpoint.js';
 import { loadModelFromSafetensors } from '../io/modelFile.js';
 import { serializeSafetensors, f32 } from '../io/safetensors.js';
-import { tinyModel, barsDataset, args } from './trainHelpers.js';
+import { tinyModel, barsDataset, args, bitsEqual } from './trainHelpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ditmoe-ck-'));
-
-function bitsEqual(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return false;
-  return true;
-}
 
 describe('checkpoint and resume', () => {
   it('resume after 3 of 6 steps = the uninterrupted run, bit for bit (weights, EMA, moments)', () => {

@@ -34,3 +34,12 @@ export function barsDataset(N = 16): Dataset {
 export function args(over: Partial<TrainArgs> = {}): TrainArgs {
   return { ...DEFAULT_TRAIN_ARGS, batch: 8, microBatch: 8, steps: 10, lr: 3e-3, ...over };
 }
+
+/** Float32 arrays equal bit for bit (NaN-safe, -0 ≠ 0). */
+export function bitsEqual(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return false;
+  return true;
+}

@@ -75,7 +75,12 @@ function intField(meta: Record<string, string>, key: string, where: string): num
 
 /** Reads a checkpoint file written by writeCheckpoint. */
 export function readCheckpoint(file: string): Checkpoint {
-  const st = parseSafetensors(readBytes(file), file);
+  return parseCheckpoint(readBytes(file), file);
+}
+
+/** A checkpoint from the bytes writeCheckpoint wrote; `file` names it in errors. */
+export function parseCheckpoint(bytes: Uint8Array, file: string): Checkpoint {
+  const st = parseSafetensors(bytes, file);
   const meta = st.metadata;
   if (meta.kind !== 'checkpoint') throw new DitMoeError(`is not a training checkpoint (__metadata__.kind is ${JSON.stringify(meta.kind)})`, file);
   const config = configFromMetadata(meta, file);

@@ -4,6 +4,7 @@ import { DitMoeError } from '../../core/errors.js';
 import { ptToSafetensors, safetensorsToPt, type ConvertOptions } from '../../io/pt/convert.js';
 import { parseSafetensors, serializeSafetensors, type StTensor } from '../../io/safetensors.js';
 import { readBytes, writeFileAtomic } from '../../node/files.js';
+import { trainingCheckpointToPt } from '../official.js';
 import { resolveModelConfig, defaultedNote, pickWeights, type ModelOptions } from '../loadModel.js';
 
 const PT = /\.(pt|pth|ckpt)$/i;
@@ -30,7 +31,10 @@ export function castSafetensors(bytes: Uint8Array, dtype: 'F32' | 'F16' | 'BF16'
 export function convertFile(input: string, output: string, opts: ConvertOptions & { dtype?: 'F32' | 'F16' | 'BF16' } = {}): void {
   let out: Uint8Array;
   if (PT.test(input) && ST.test(output)) out = ptToSafetensors(readBytes(input), input, opts);
-  else if (ST.test(input) && PT.test(output)) out = safetensorsToPt(readBytes(input), input, opts);
+  else if (ST.test(input) && PT.test(output)) {
+    const bytes = readBytes(input);
+    out = trainingCheckpointToPt(bytes, input, opts) ?? safetensorsToPt(bytes, input, opts); // our training checkpoints: cli/official.ts
+  }
   else if (ST.test(input) && ST.test(output) && opts.dtype) out = readBytes(input);
   else throw new DitMoeError(`cannot tell the direction from the extensions: convert .pt/.pth/.ckpt → .safetensors, .safetensors → .pt/.pth, or .safetensors → .safetensors with --dtype`, `convert ${input} ${output}`);
   if (opts.dtype && ST.test(output)) out = castSafetensors(out, opts.dtype, input, opts.weights);
@@ -63,7 +67,7 @@ export function configHook(file: string, o: ModelOptions): (sd: Map<string, StTe
 export function register(program: Command): void {
   program
     .command('convert')
-    .description('convert a PyTorch checkpoint (.pt) to safetensors or back, chosen by the extensions')
+    .description('convert a PyTorch checkpoint (.pt) to safetensors or back, chosen by the extensions; a training checkpoint of ours becomes the official train.py checkpoint')
     .argument('<in>', 'input file (.pt/.pth/.ckpt or .safetensors)')
     .argument('<out>', 'output file (.safetensors or .pt/.pth/.ckpt)')
     .option('--weights <which>', 'for a training checkpoint: model or ema (default: ema if present)')

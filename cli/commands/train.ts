@@ -1,7 +1,9 @@
 /**
  * `dit-moe train --data mnist --preset mnist-s --steps N --batch B --lr 3e-4 --out runs/x
- *   [--resume] [--backend ref|wasm|auto] [--seed 0] [--objective flow|ddpm] [--ema 0.999]
+ *   [--resume [FILE]] [--init FILE] [--backend ref|wasm|auto] [--seed 0] [--objective flow|ddpm] [--ema 0.999]
  *   [--sample-every K]`: trains a class-conditional DiT-MoE on CPU (train/run.ts lists the outputs).
+ * `--resume` also takes the official train.py .pt or a DeepSpeed folder, `--init` any checkpoint's
+ * weights (cli/official.ts, docs/outgrowing.md).
  */
 import type { Command } from 'commander';
 import * as fs from 'node:fs';
@@ -18,6 +20,9 @@ import { TRAIN_PRESETS, trainPresetConfig, type Objective } from '../../train/pr
 import { Trainer, DEFAULT_TRAIN_ARGS, type TrainArgs } from '../../train/trainer.js';
 import { readCheckpoint, configDifferences } from '../../train/checkpoint.js';
 import { runTraining, checkpointPath } from '../../train/run.js';
+import type { ParamStore } from '../../ref/params.js';
+import type { FlagDefaults } from '../../train/officialFormat.js';
+import { isOfficialSource, resumeOfficial, initWeights } from '../official.js';
 
 
 interface TrainOptions {
@@ -41,6 +46,7 @@ interface TrainOptions {
   seed: number;
   out: string;
   resume?: boolean | string;
+  init?: string;
   backend: string;
   threads?: number;
   sampleEvery: number;
@@ -81,7 +87,8 @@ export function register(program: Command): void {
     .option('--no-ema-warmup', 'EMA decay fixed from the start (default: min(decay, (1+s)/(10+s)))')
     .option('--seed <n>', 'seed of the initial weights, batch order, noise and samples', numberArg('--seed', true), 0)
     .option('--out <dir>', 'output folder', 'runs/train')
-    .option('--resume [checkpoint]', 'continue the run of --out (or of the given checkpoint file)')
+    .option('--resume [checkpoint]', 'continue the run of --out, or of the given checkpoint: ours (.safetensors), the official train.py .pt, or a DeepSpeed folder')
+    .option('--init <checkpoint>', 'start a new run from the weights of a checkpoint (.safetensors, .pt or DeepSpeed folder; the EMA when it has one)')
     .addOption(backendOption('auto'))
     .addOption(threadsOption())
     .option('--sample-every <k>', 'write a sample grid every k steps (0: only at the end)', numberArg('--sample-every', true), 200)
@@ -126,14 +133,28 @@ export function register(program: Command): void {
       };
 
       let resume: { ck: ReturnType<typeof readCheckpoint>; file: string } | null = null;
-      if (o.resume) {
+      let initParams: ParamStore | null = null;
+      const statedConfig = explicit('preset') || explicit('config');
+      const flags: FlagDefaults = { config: statedConfig ? config : undefined, args, explicit: new Set(Object.entries(ARG_OF).filter(([key]) => explicit(key)).map(([, f]) => f)) };
+      const checkStated = (c: DiTConfig, file: string) => {
+        const diffs = statedConfig ? configDifferences(c, config) : [];
+        if (diffs.length) throw new DitMoeError(`was trained with another model configuration (${diffs.join('; ')})`, file);
+      };
+      if (o.resume && o.init) throw new DitMoeError('give either --resume (continue a run) or --init (a new run from its weights)', '--init');
+      if (o.resume && typeof o.resume === 'string' && isOfficialSource(o.resume)) {
+        // the official GPU training's checkpoint: train.py's .pt or a DeepSpeed folder
+        const r = resumeOfficial(o.resume, flags);
+        for (const n of r.notes) process.stderr.write(n + '\n');
+        checkStated(r.ck.config, r.file);
+        config = r.ck.config;
+        args = { ...r.ck.args, steps: explicit('steps') ? o.steps : r.ck.args.steps };
+        if (r.ck.step >= args.steps) throw new DitMoeError(`is already at step ${r.ck.step} of ${args.steps}; give a larger --steps to train on`, r.file);
+        resume = { ck: r.ck, file: r.file };
+      } else if (o.resume) {
         const file = typeof o.resume === 'string' ? o.resume : checkpointPath(o.out);
         if (!fs.existsSync(file)) throw new DitMoeError('no checkpoint to resume from', file);
         const ck = readCheckpoint(file);
-        if (explicit('preset') || explicit('config')) {
-          const diffs = configDifferences(ck.config, config);
-          if (diffs.length) throw new DitMoeError(`was trained with another model configuration (${diffs.join('; ')})`, file);
-        }
+        checkStated(ck.config, file);
         config = ck.config;
         // the run goes on with its own arguments; only the length may change
         const stored = ck.args;
@@ -147,14 +168,22 @@ export function register(program: Command): void {
       } else if (fs.existsSync(checkpointPath(o.out))) {
         throw new DitMoeError(`holds a checkpoint already; continue it with --resume or choose another --out`, o.out);
       }
+      if (o.init) {
+        // a new run from the weights of any checkpoint (fine-tuning); everything else from the flags
+        const r = await initWeights(o.init, flags, (l) => process.stderr.write(l + '\n'));
+        checkStated(r.config, r.file);
+        config = r.config;
+        initParams = r.params;
+        args = { ...args, labelDropout: o.labelDropout ?? config.class_dropout_prob };
+      }
 
-      const model = new DiTModel(config, initializeWeights(config, args.seed), kernels);
+      const model = new DiTModel(config, initParams ?? initializeWeights(config, args.seed), kernels);
       const tr = new Trainer(model, data, args);
       const checkpointEvery = o.checkpointEvery ?? o.sampleEvery;
       const total = args.steps;
       const start = resume ? resume.ck.step : 0;
       process.stderr.write(
-        `training ${resume ? `the run of ${resume.file}` : o.preset === 'custom' ? 'a custom model' : o.preset} (hidden ${config.hidden_size}, depth ${config.depth}, ${config.num_experts} experts top-${config.num_experts_per_tok}, patch ${config.patch_size}; ${model.params.data.length} parameters) on ${data.name} (${data.N} images), ${args.objective}, batch ${args.batch}${args.microBatch < args.batch ? ` in micro-batches of ${args.microBatch}` : ''}, lr ${args.lr} ${args.schedule}, backend ${kernels.name}${resume ? `, resuming at step ${start}` : ''}\n`,
+        `training ${resume ? `the run of ${resume.file}` : o.init ? `from the weights of ${o.init}` : o.preset === 'custom' ? 'a custom model' : o.preset} (hidden ${config.hidden_size}, depth ${config.depth}, ${config.num_experts} experts top-${config.num_experts_per_tok}, patch ${config.patch_size}; ${model.params.data.length} parameters) on ${data.name} (${data.N} images), ${args.objective}, batch ${args.batch}${args.microBatch < args.batch ? ` in micro-batches of ${args.microBatch}` : ''}, lr ${args.lr} ${args.schedule}, backend ${kernels.name}${resume ? `, resuming at step ${start}` : ''}\n`,
       );
       const tty = process.stderr.isTTY === true;
       const bar = tty ? progressBar(total - start, 'train', ' | step {step} | loss {loss}') : null;

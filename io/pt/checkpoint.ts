@@ -18,6 +18,7 @@ import { DitMoeError } from '../../core/errors.js';
 import { halfToFloat, bf16ToFloat, halfBits, bf16Bits, type DType, type StTensor, type TensorData } from '../safetensors.js';
 import { readZip, writeZip } from './zip.js';
 import { unpickle, describe, PtStorageRef, PtTensorRef, PyObject, type PyValue, type StorageDType } from './unpickle.js';
+import { argsConfig, carriedConfig } from './stateDictConfig.js';
 import { pickle, PickleCall, PickleDict, PickleGlobal, PicklePersistent, PickleTuple, type PickleValue } from './pickle.js';
 
 export type PtScalar = number | string | boolean | null;
@@ -51,7 +52,7 @@ export interface PtCheckpoint {
   root: string;
 }
 
-const ELEMENT_BYTES: Record<StorageDType, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, U8: 1 };
+export const ELEMENT_BYTES: Record<StorageDType, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, U8: 1 };
 /** Materialised tensors may take at most this multiple of the file's size (float16 doubles; tied weights repeat). */
 const OUTPUT_BUDGET_FACTOR = 4;
 const OUTPUT_BUDGET_SLACK = 1 << 20;
@@ -100,10 +101,13 @@ export function readPtCheckpoint(bytes: Uint8Array, where = 'checkpoint.pt', opt
     const args = top.get('args');
     const argState = args instanceof PyObject ? args.state : args;
     if (argState instanceof Map) out.args = plainRecord(argState);
-    const config = top.get('config');
+    const config = top.get('config') ?? argsConfig(argState);
     if (config instanceof Map) out.metadata.config = JSON.stringify(plainRecord(config));
   } else if (opts.weights) {
     throw new DitMoeError(`weights '${opts.weights}' asked for, but the checkpoint is a bare state dict (no model/ema entries)`, where);
+  } else {
+    const config = carriedConfig(top);
+    if (config !== undefined) out.metadata.config = config;
   }
 
   // Materialise the tensors.
@@ -137,7 +141,7 @@ export function readPtCheckpoint(bytes: Uint8Array, where = 'checkpoint.pt', opt
 }
 
 /** Checks the view fits its storage; returns its element count. */
-function viewElements(t: PtTensorRef, at: string): number {
+export function viewElements(t: PtTensorRef, at: string): number {
   const st: PtStorageRef = t.storage;
   let n = 1;
   for (const d of t.shape) {
@@ -175,7 +179,7 @@ function bf16Table(): Float32Array {
 }
 
 /** A strided view of raw storage bytes → a contiguous row-major StTensor of n elements. */
-function materialise(t: PtTensorRef, n: number, raw: Uint8Array, littleEndian: boolean): StTensor {
+export function materialise(t: PtTensorRef, n: number, raw: Uint8Array, littleEndian: boolean): StTensor {
   const dtype = t.storage.dtype as DType;
   const es = ELEMENT_BYTES[t.storage.dtype];
   const shape = [...t.shape];
@@ -290,6 +294,8 @@ export interface PtWriteOptions {
   dictType?: 'OrderedDict' | 'dict';
   /** Write the `byteorder` record (default true, as PyTorch ≥ 2.1; older versions omit it). */
   byteorder?: boolean;
+  /** The state dict's attributes, set by BUILD (`_metadata`, which `load_state_dict` reads per module prefix). */
+  attributes?: PickleValue;
 }
 
 /**
@@ -298,32 +304,10 @@ export interface PtWriteOptions {
  * laid out as `torch.save` lays it out (data.pkl, byteorder, data/<key> in key order, version).
  */
 export function writePtCheckpoint(stateDict: Map<string, StTensor>, opts: PtWriteOptions = {}): Uint8Array {
-  const root = opts.root ?? 'archive';
-  if (!/^[A-Za-z0-9_.-]+$/.test(root)) throw new DitMoeError(`zip root folder '${root}' must be a simple name`);
-  const storages: { key: string; data: Uint8Array }[] = [];
+  const storages: PtStorageOut[] = [];
   const entries: [string, PickleValue][] = [];
-  for (const [name, t] of stateDict) {
-    const key = String(storages.length);
-    const data = encode(t, name);
-    storages.push({ key, data });
-    const n = t.data.length;
-    const stride: number[] = new Array(t.shape.length);
-    for (let i = t.shape.length - 1, s = 1; i >= 0; i--) {
-      stride[i] = s;
-      s *= t.shape[i];
-    }
-    const pid = new PickleTuple(['storage', new PickleGlobal('torch', STORAGE_CLASS[t.dtype]), key, 'cpu', n]);
-    const args: PickleValue[] = [
-      new PicklePersistent(pid),
-      0,
-      new PickleTuple(t.shape),
-      new PickleTuple(stride),
-      false,
-      new PickleCall('collections', 'OrderedDict', []),
-    ];
-    entries.push([name, new PickleCall('torch._utils', '_rebuild_tensor_v2', args)]);
-  }
-  let obj: PickleValue = new PickleDict(entries, (opts.dictType ?? 'OrderedDict') === 'OrderedDict');
+  for (const [name, t] of stateDict) entries.push([name, pickleTensor(t, name, storages)]);
+  let obj: PickleValue = new PickleDict(entries, (opts.dictType ?? 'OrderedDict') === 'OrderedDict', opts.attributes);
   if (opts.nestUnder !== undefined) {
     const top: [string, PickleValue][] = [[opts.nestUnder, obj]];
     for (const [k, v] of Object.entries(opts.scalars ?? {})) {
@@ -334,11 +318,41 @@ export function writePtCheckpoint(stateDict: Map<string, StTensor>, opts: PtWrit
   } else if (opts.scalars && Object.keys(opts.scalars).length) {
     throw new DitMoeError('scalar entries need a nested checkpoint (nestUnder)');
   }
+  return ptArchive(obj, storages, opts);
+}
+
+/** A storage to write: its key (the zip record `<root>/data/<key>`) and raw bytes. */
+export interface PtStorageOut {
+  key: string;
+  data: Uint8Array;
+}
+
+/**
+ * A tensor as `torch.save` pickles it: `_rebuild_tensor_v2(storage, 0, size, stride, False,
+ * OrderedDict())` over a new contiguous storage, appended to `storages` under the next key.
+ */
+export function pickleTensor(t: StTensor, name: string, storages: PtStorageOut[]): PickleValue {
+  const key = String(storages.length);
+  storages.push({ key, data: encode(t, name) });
+  const stride: number[] = new Array(t.shape.length);
+  for (let i = t.shape.length - 1, s = 1; i >= 0; i--) {
+    stride[i] = s;
+    s *= t.shape[i];
+  }
+  const pid = new PickleTuple(['storage', new PickleGlobal('torch', STORAGE_CLASS[t.dtype]), key, 'cpu', t.data.length]);
+  const args: PickleValue[] = [new PicklePersistent(pid), 0, new PickleTuple(t.shape), new PickleTuple(stride), false, new PickleCall('collections', 'OrderedDict', [])];
+  return new PickleCall('torch._utils', '_rebuild_tensor_v2', args);
+}
+
+/** The zip of a pickled object and its storages, as `torch.save` lays it out. */
+export function ptArchive(obj: PickleValue, storages: PtStorageOut[], opts: { root?: string; byteorder?: boolean } = {}): Uint8Array {
+  const root = opts.root ?? 'archive';
+  if (!/^[A-Za-z0-9_.-]+$/.test(root)) throw new DitMoeError(`zip root folder '${root}' must be a simple name`);
   const records = [
     { name: `${root}/data.pkl`, data: pickle(obj) },
     ...(opts.byteorder === false ? [] : [{ name: `${root}/byteorder`, data: new TextEncoder().encode('little') }]),
     // torch.save writes the storages sorted by key as strings: 0, 1, 10, 11, ..., 2, ...
-    ...storages
+    ...[...storages]
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
       .map((s) => ({ name: `${root}/data/${s.key}`, data: s.data })),
     { name: `${root}/version`, data: new TextEncoder().encode('3\n') },

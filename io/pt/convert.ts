@@ -5,6 +5,7 @@
  */
 import { parseSafetensors, serializeSafetensors, type StTensor } from '../safetensors.js';
 import { readPtCheckpoint, writePtCheckpoint, type PtScalar } from './checkpoint.js';
+import { configAttributes } from './stateDictConfig.js';
 
 export interface ConvertOptions {
   /** .pt input: which weights of a training checkpoint (default: `ema` if present, else `model`). */
@@ -32,12 +33,16 @@ export function ptToSafetensors(bytes: Uint8Array, where: string, opts: ConvertO
   return serializeSafetensors(ck.stateDict, metadata);
 }
 
-/** safetensors bytes → `.pt` bytes; with `nestUnder`, `__metadata__.config` travels along as a `config` entry. */
+/**
+ * safetensors bytes → `.pt` bytes; `__metadata__.config` travels along: with `nestUnder` as a
+ * `config` entry next to the weights, in a bare state dict inside its `_metadata`
+ * (io/pt/stateDictConfig.ts), where `load_state_dict` does not see it.
+ */
 export function safetensorsToPt(bytes: Uint8Array, where: string, opts: ConvertOptions = {}): Uint8Array {
   const st = parseSafetensors(bytes, where);
-  if (opts.nestUnder === undefined) return writePtCheckpoint(st.tensors); // a bare state dict has no place for a config
   let config: string | undefined = st.metadata.config;
   if (config === undefined || opts.replaceConfig) config = opts.inferConfigJson?.(st.tensors, config) ?? config;
+  if (opts.nestUnder === undefined) return writePtCheckpoint(st.tensors, { attributes: config === undefined ? undefined : configAttributes(config) });
   const scalars: Record<string, PtScalar> = {};
   if (config !== undefined) scalars.config = config;
   return writePtCheckpoint(st.tensors, { nestUnder: opts.nestUnder, scalars });

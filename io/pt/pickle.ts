@@ -14,18 +14,32 @@
  * repeated strings and globals are fetched back (BINGET), as Python's pickler does, so the
  * opcode stream matches the golden checkpoints'. The state dict's `_metadata` attribute
  * (module versions, written by `BUILD`) is left out: `torch.load` does not need it and
- * `load_state_dict` treats its absence as "current versions".
+ * `load_state_dict` treats its absence as "current versions"; a dict's `state` is written with
+ * BUILD when given. Lists, floats of integral value (PickleFloat) and non-string keys are there
+ * for optimiser state dicts: {state: {index: {...}}, param_groups: [{lr, betas, ...}]}.
  */
 
 /** A value the writer can pickle. */
-export type PickleValue = null | boolean | number | string | PickleTuple | PickleDict | PickleCall | PicklePersistent | PickleGlobal;
+export type PickleValue = null | boolean | number | string | PickleTuple | PickleList | PickleDict | PickleFloat | PickleCall | PicklePersistent | PickleGlobal;
 
 export class PickleTuple {
   constructor(readonly items: PickleValue[]) {}
 }
-/** A dict (`ordered`: an OrderedDict, pickled as OrderedDict() + SETITEMS). */
+/** A list: EMPTY_LIST, then APPENDS in batches of 1000 (APPEND for a batch of one). */
+export class PickleList {
+  constructor(readonly items: PickleValue[]) {}
+}
+/**
+ * A dict (`ordered`: an OrderedDict, pickled as OrderedDict() + SETITEMS). `state`: the
+ * object's attributes, set by BUILD after the items (an OrderedDict's `_metadata`, as
+ * `module.state_dict()` carries it).
+ */
 export class PickleDict {
-  constructor(readonly entries: [string, PickleValue][], readonly ordered: boolean) {}
+  constructor(readonly entries: [PickleValue, PickleValue][], readonly ordered: boolean, readonly state?: PickleValue) {}
+}
+/** A Python float even when the value is integral (a plain number that is an integer pickles as int). */
+export class PickleFloat {
+  constructor(readonly value: number) {}
 }
 /** `module.name(*args)` via GLOBAL + REDUCE. */
 export class PickleCall {
@@ -127,6 +141,13 @@ class Writer {
     }
   }
 
+  private float(v: number) {
+    this.byte(0x47); // BINFLOAT, big-endian
+    this.grow(8);
+    new DataView(this.buf.buffer).setFloat64(this.len, v, false);
+    this.len += 8;
+  }
+
   private global(module: string, name: string) {
     const key = `global:${module}\n${name}`;
     if (this.get(key)) return;
@@ -141,13 +162,9 @@ class Writer {
     else if (v === false) this.byte(0x89);
     else if (typeof v === 'number') {
       if (Number.isSafeInteger(v)) this.int(v);
-      else {
-        this.byte(0x47); // BINFLOAT, big-endian
-        this.grow(8);
-        new DataView(this.buf.buffer).setFloat64(this.len, v, false);
-        this.len += 8;
-      }
-    } else if (typeof v === 'string') {
+      else this.float(v);
+    } else if (v instanceof PickleFloat) this.float(v.value);
+    else if (typeof v === 'string') {
       const key = `str:${v}`;
       if (this.get(key)) return;
       const b = this.enc.encode(v);
@@ -188,6 +205,19 @@ class Writer {
           this.save(x);
         }
         this.byte(batch.length > 1 ? 0x75 : 0x73); // SETITEMS or SETITEM
+      }
+      if (v.state !== undefined) {
+        this.save(v.state);
+        this.byte(0x62); // BUILD
+      }
+    } else if (v instanceof PickleList) {
+      this.byte(0x5d); // EMPTY_LIST
+      this.put();
+      for (let i = 0; i < v.items.length; i += BATCHSIZE) {
+        const batch = v.items.slice(i, i + BATCHSIZE);
+        if (batch.length > 1) this.byte(0x28); // MARK
+        for (const x of batch) this.save(x);
+        this.byte(batch.length > 1 ? 0x65 : 0x61); // APPENDS or APPEND
       }
     }
   }

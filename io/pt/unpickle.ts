@@ -12,6 +12,7 @@
  *   torch._utils._rebuild_parameter(tensor, requires_grad, hooks[, state]) → the tensor
  *   torch.FloatStorage etc.                         → a storage type marker, used by persistent ids
  *   argparse.Namespace (training scripts' `args`)   → PyObject {className, state}
+ *   torch.Size(tuple) (DeepSpeed's param_shapes)    → the tuple
  *   _codecs.encode(text, 'latin1'), builtins.set/frozenset(list) → bytes, PySet (protocol 2's
  *                                                     spelling of bytes and sets; interpreted, not called)
  * Persistent ids ('storage', type, key, location, numel) become PtStorageRef; the caller
@@ -62,6 +63,9 @@ export class PySet {
   constructor(readonly items: PyValue[], readonly frozen: boolean) {}
 }
 
+/** The attributes a pickle set on a dict with BUILD (an OrderedDict's `_metadata`), by dict. */
+export const dictAttributes = new WeakMap<Map<PyValue, PyValue>, PyValue>();
+
 /** An allowlisted global on the stack, before it is "called". */
 class PyGlobal {
   constructor(readonly qualified: string) {}
@@ -102,6 +106,7 @@ export const ALLOWED_GLOBALS: ReadonlySet<string> = new Set([
   'torch._utils._rebuild_parameter',
   'torch._utils._rebuild_parameter_with_state',
   'argparse.Namespace',
+  'torch.Size', // a tuple of ints (DeepSpeed's param_shapes)
   // Protocol 2 has no opcodes for bytes and sets: Python writes them as calls of these.
   '_codecs.encode',
   'builtins.set',
@@ -289,6 +294,9 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}): PyValue
         if (a.length > 1 || !Array.isArray(items)) fail(`${(fn as PyGlobal).qualified} takes one list`);
         return new PySet([...(items as PyValue[])], (fn as PyGlobal).qualified === 'builtins.frozenset');
       }
+      case 'torch.Size':
+        if (a.length !== 1) fail('torch.Size takes one tuple');
+        return tuple(intsOf(a[0], 'torch.Size'));
       case 'argparse.Namespace':
         if (a.length !== 0) fail('argparse.Namespace(...) with positional arguments is not supported');
         return new PyObject('argparse.Namespace');
@@ -563,7 +571,7 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}): PyValue
         const obj = top();
         if (obj instanceof PyObject) obj.state = state;
         else if (obj instanceof Map) {
-          // An OrderedDict's attributes (state_dict()._metadata, module versions): not needed.
+          dictAttributes.set(obj, state); // an OrderedDict's attributes: state_dict()._metadata
         } else if (obj instanceof PtTensorRef) {
           // torch.nn.Parameter state on old pickles: ignored.
         } else fail(`BUILD on ${describe(obj)}`);
