@@ -1,5 +1,5 @@
 /**
- * File access for the CLI (Node only; the library itself works on bytes).
+ * File access at the Node edge (the CLI, training runs, the analysis report; the library itself works on bytes).
  * Every write goes to a temporary file in the same folder and is renamed into place, so a
  * crash or an error never leaves a partial output behind.
  */

@@ -1,6 +1,6 @@
 /**
  * Pictures of tensors (PNG via pngjs): a grid of samples, a strip of a denoising trajectory.
- * Colours as analysis/pixels.ts: pixels in [-1, 1], latents previewed by their first channels.
+ * Colours as render/pixels.ts: pixels in [-1, 1], latents previewed by their first channels.
  */
 import { PNG } from 'pngjs';
 import { imageColors } from './pixels.js';
