@@ -35,4 +35,23 @@ export {
   sampleDdpm,
   sampleDdim,
   sampleRectifiedFlow,
+  flowVelocity,
 } from './samplers.js';
+export {
+  type DpmAlgorithm,
+  type DpmMethod,
+  type DpmSkipType,
+  type NoiseScheduleVP,
+  type DpmModel,
+  type DpmSampleOptions,
+  type DpmSolverSampleOptions,
+  DpmSolver,
+  discreteSchedule,
+  flowSchedule,
+  getTimeSteps,
+  singlestepOrders,
+  noisePredictionModel,
+  velocityModel,
+  sampleDpmSolver,
+} from './dpmSolver.js';
+export { sampleHeun } from './heun.js';
