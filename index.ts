@@ -28,5 +28,8 @@ export { labelEmbedForward, dropLabels } from './ref/labelEmbedding.js';
 export { patchify, unpatchify, patchEmbedForward } from './ref/patchEmbed.js';
 export { posEmbed2d } from './ref/posEmbed.js';
 export * as diffusion from './ref/diffusion/index.js';
+export { sampleWith, sampleImages, checkSampler, modelEvaluations, SAMPLERS, type SamplerName, type SamplerSetup, type SampleRequest } from './ref/diffusion/sampling.js';
+export { sampleDpmSolver, DpmSolver, discreteSchedule, flowSchedule, type DpmSolverSampleOptions } from './ref/diffusion/dpmSolver.js';
+export { sampleHeun } from './ref/diffusion/heun.js';
 export * from './io/safetensors.js';
 export { runCase, supportedKinds, registerCaseKind, compareTensors, formatCompareLine, type CaseContext, type CaseRunner, type CompareLine } from './conform/index.js';

@@ -55,3 +55,18 @@ export {
   sampleDpmSolver,
 } from './dpmSolver.js';
 export { sampleHeun } from './heun.js';
+export {
+  SAMPLERS,
+  SPACINGS,
+  type SamplerName,
+  type SamplerSetup,
+  type Objective,
+  type SampleRequest,
+  type SamplableModel,
+  checkSampler,
+  modelEvaluations,
+  guidancePasses,
+  predictionOf,
+  sampleWith,
+  sampleImages,
+} from './sampling.js';
