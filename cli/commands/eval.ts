@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { DitMoeError } from '../../ref/errors.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
-import { numberArg } from '../options.js';
+import { numberArg, onOff } from '../options.js';
 import { loadModelFile, readModelTensors } from '../loadModel.js';
 import { writeFileAtomic, readSafetensorsFile } from '../files.js';
 import { gridPng } from '../images.js';
@@ -30,14 +30,14 @@ export function register(program: Command): void {
     .option('--sampler <name>', `${SAMPLERS.join(' | ')} (default: flow for flow models, ddim for ddpm; docs/solvers.md)`)
     .option('--order <n>', 'DPM-Solver order 1–3 (default: from the sampler name)', numberArg('--order', true))
     .option('--spacing <name>', `DPM-Solver time steps: ${SPACINGS.join(' | ')}`)
-    .option('--lower-order-final <on|off>', 'DPM-Solver multistep: lower orders in the last steps when steps < 10 (default on)')
+    .option('--lower-order-final <on|off>', 'DPM-Solver multistep: lower orders in the last steps when steps < 10 (default on)', onOff('--lower-order-final'))
     .option('--cfg <scale>', 'guidance scale', numberArg('--cfg'), 2)
     .option('--seed <n>', 'seed of the start noise', numberArg('--seed', true), 0)
     .option('--grid <file.png>', 'also write the samples as a grid (one row per class)')
     .addOption(backendOption('auto'))
     .addOption(threadsOption())
     .option('--json', 'print the report as JSON')
-    .action(async (o: { model: string; weights?: string; samples: number; data: string; objective?: string; steps: number; sampler?: string; order?: number; spacing?: string; lowerOrderFinal?: string; cfg: number; seed: number; grid?: string; backend: string; threads?: number; json?: boolean }) => {
+    .action(async (o: { model: string; weights?: string; samples: number; data: string; objective?: string; steps: number; sampler?: string; order?: number; spacing?: string; lowerOrderFinal?: boolean; cfg: number; seed: number; grid?: string; backend: string; threads?: number; json?: boolean }) => {
       const data = loadDataset(o.data);
       const kernels = await kernelsFor(o.backend, o.threads);
       // our training checkpoints hold the model's weights and ema.*: the EMA by default when present
@@ -50,8 +50,7 @@ export function register(program: Command): void {
       const objective = (o.objective ?? metadata.objective ?? 'flow') as Objective;
       if (objective !== 'flow' && objective !== 'ddpm') throw new DitMoeError(`unknown objective '${objective}' (flow, ddpm)`, '--objective');
       const lof = o.lowerOrderFinal;
-      if (lof !== undefined && lof !== 'on' && lof !== 'off') throw new DitMoeError(`'${lof}' is neither on nor off`, '--lower-order-final');
-      const solver = o.sampler === undefined && o.order === undefined && o.spacing === undefined && lof === undefined ? undefined : { sampler: (o.sampler ?? (objective === 'flow' ? 'flow' : 'ddim')) as SamplerName, order: o.order, spacing: o.spacing as DpmSkipType | undefined, lowerOrderFinal: lof === undefined ? undefined : lof === 'on' };
+      const solver = o.sampler === undefined && o.order === undefined && o.spacing === undefined && lof === undefined ? undefined : { sampler: (o.sampler ?? (objective === 'flow' ? 'flow' : 'ddim')) as SamplerName, order: o.order, spacing: o.spacing as DpmSkipType | undefined, lowerOrderFinal: lof };
       if (solver) checkSampler({ ...solver, steps: o.steps }, objective);
       const K = Math.min(config.num_classes, data.numClasses);
       if (o.samples % K !== 0 || o.samples < K) throw new DitMoeError(`${o.samples} is not a positive multiple of the ${K} classes`, '--samples');

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { DitMoeError } from '../../ref/errors.js';
-import { positiveInt } from '../options.js';
+import { positiveInt, onOff } from '../options.js';
 import { presetConfig } from '../../ref/config.js';
 import { sampleImages, checkSampler, SAMPLERS, SPACINGS, type SamplerName, type Objective } from '../../ref/diffusion/sampling.js';
 import type { DpmSkipType } from '../../ref/diffusion/dpmSolver.js';
@@ -31,14 +31,6 @@ export function parseLabels(text: string | undefined, count: number, numClasses:
 }
 
 
-/** 'on' | 'off' (or undefined) → boolean | undefined, else a one-line error naming the flag. */
-function onOff(v: string | undefined, flag: string): boolean | undefined {
-  if (v === undefined) return undefined;
-  if (v === 'on' || v === 'true') return true;
-  if (v === 'off' || v === 'false') return false;
-  throw new DitMoeError(`'${v}' is neither on nor off`, flag);
-}
-
 export function register(program: Command): void {
   program
     .command('sample')
@@ -55,7 +47,7 @@ export function register(program: Command): void {
     .option('--steps <n>', 'sampling steps (heun: 2·steps − 1 model evaluations; the others: steps)', positiveInt('--steps'), 50)
     .option('--order <n>', 'DPM-Solver order 1–3 (default: from the name: dpm++2m 2, dpm++3m 3, dpm2s 2)', positiveInt('--order'))
     .option('--spacing <name>', `DPM-Solver time steps: ${SPACINGS.join(' | ')} (default time_uniform)`)
-    .option('--lower-order-final <on|off>', 'DPM-Solver multistep: lower orders in the last steps when steps < 10 (default on)')
+    .option('--lower-order-final <on|off>', 'DPM-Solver multistep: lower orders in the last steps when steps < 10 (default on)', onOff('--lower-order-final'))
     .option('--cfg <scale>', 'guidance scale (1 = none)', parseFloat, 4)
     .option('--guided-channels <n|all>', "channels guided: 'all' (standard) or 3 (the official forward_with_cfg)", 'all')
     .option('--eta <eta>', 'DDIM eta', parseFloat, 0)
@@ -66,7 +58,7 @@ export function register(program: Command): void {
     .option('--cols <n>', 'columns of the PNG grid (default: about √count)', positiveInt('--cols'))
     .addOption(backendOption('auto'))
     .addOption(threadsOption())
-    .action(async (o: { model?: string; initSeed: number; class?: string; count: number; sampler?: string; steps: number; order?: number; spacing?: string; lowerOrderFinal?: string; cfg: number; guidedChannels: string; eta: number; seed: number; out: string; trajectory?: string; scale?: number; cols?: number; backend: string; threads?: number; experts?: number } & ModelOptions) => {
+    .action(async (o: { model?: string; initSeed: number; class?: string; count: number; sampler?: string; steps: number; order?: number; spacing?: string; lowerOrderFinal?: boolean; cfg: number; guidedChannels: string; eta: number; seed: number; out: string; trajectory?: string; scale?: number; cols?: number; backend: string; threads?: number; experts?: number } & ModelOptions) => {
       if (!Number.isFinite(o.cfg)) throw new DitMoeError(`guidance scale '${o.cfg}' is not a finite number`, '--cfg');
       if (!Number.isInteger(o.seed) || o.seed < 0) throw new DitMoeError('must be a non-negative integer', '--seed');
       const guidedChannels = o.guidedChannels === 'all' ? 'all' : Number(o.guidedChannels);
@@ -84,7 +76,7 @@ export function register(program: Command): void {
       else throw new DitMoeError('name a model file (--model) or a preset to initialise (--preset)', 'sample');
       const sampler = (o.sampler ?? (meta.objective === 'flow' || !model.config.learn_sigma ? 'flow' : 'ddpm')) as SamplerName;
       const objective = meta.objective === 'flow' || meta.objective === 'ddpm' ? (meta.objective as Objective) : undefined;
-      const solver = { sampler, steps: o.steps, order: o.order, spacing: o.spacing as DpmSkipType | undefined, lowerOrderFinal: onOff(o.lowerOrderFinal, '--lower-order-final') };
+      const solver = { sampler, steps: o.steps, order: o.order, spacing: o.spacing as DpmSkipType | undefined, lowerOrderFinal: o.lowerOrderFinal };
       checkSampler(solver, objective);
       const c = model.config;
       const labels = parseLabels(o.class, o.count, c.num_classes);
