@@ -7,11 +7,11 @@
 import * as path from 'node:path';
 import { dims } from '../ref/config.js';
 import type { DiTModel } from '../ref/model.js';
-import { sampleImages, type SampleRequest } from '../cli/commands/sample.js';
+import { sampleImages, modelEvaluations, guidancePasses, predictionOf, type SampleRequest } from '../ref/diffusion/sampling.js';
 import { writeFileAtomic } from '../node/files.js';
 import { serializeSafetensors, f32, i64 } from '../io/safetensors.js';
 import { gridPng } from '../render/images.js';
-import { RoutingRecorder, guidanceLayout, type RoutingStats, type WatchedStep } from './recorder.js';
+import { RoutingRecorder, type RoutingStats, type WatchedStep } from './recorder.js';
 import { Svg, fmt } from '../render/svg.js';
 import { heatmapGrid } from '../render/charts.js';
 import { loadBars, expertMaps } from './plots.js';
@@ -48,8 +48,10 @@ export function runAnalysis(model: DiTModel, req: AnalysisRequest): Analysis {
   const N = req.labels.length;
   const watchImage = Math.min(req.watchImage ?? 0, N - 1);
   const mapSteps = spreadSteps(req.steps, req.mapSteps ?? 4);
-  const rec = new RoutingRecorder({ layers: c.depth, experts: c.num_experts, k: c.num_experts_per_tok, gridSize: d.gridSize, labels: d.numLabels, steps: req.steps, seqAux: c.seq_aux, keepRaw: req.keepRaw, watch: { image: watchImage, steps: mapSteps } });
-  const layout = guidanceLayout(req.sampler, req.cfg !== 1);
+  // the recorder counts model evaluations (Heun makes two per step)
+  const evaluations = modelEvaluations(req);
+  const rec = new RoutingRecorder({ layers: c.depth, experts: c.num_experts, k: c.num_experts_per_tok, gridSize: d.gridSize, labels: d.numLabels, steps: evaluations, seqAux: c.seq_aux, keepRaw: req.keepRaw, watch: { image: watchImage, steps: mapSteps } });
+  const layout = req.cfg === 1 ? 'none' : guidancePasses(req, req.objective ?? predictionOf(c));
   const per = c.in_channels * c.input_size * c.input_size;
   const predX0 = new Map<number, Float32Array>();
   const samples = sampleImages(model, {

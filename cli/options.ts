@@ -17,3 +17,12 @@ export function numberArg(name: string, integer = false): (v: string) => number 
     return n;
   };
 }
+
+/** 'on' or 'off' as a boolean, or a one-line error naming the option. */
+export function onOff(name: string): (v: string) => boolean {
+  return (v: string) => {
+    if (v === 'on') return true;
+    if (v === 'off') return false;
+    throw new DitMoeError(`'${v}' is neither on nor off`, name);
+  };
+}

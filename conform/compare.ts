@@ -5,6 +5,7 @@
  * Default tolerances by kind of tensor, each stated where it is chosen:
  *   float64 (schedules)                   1e-12  float64 arithmetic on the same formulas
  *   grad.*, rfgrad.*, adamw2.*, samplers  1e-3   long float32 chains (issue 4, issue 3)
+ *   solvers (DPM-Solver(++), Heun)        1e-3   whole sampling loops (issue 15)
  *   everything else                       2e-4   one float32 forward (issue 2)
  */
 import type { SafeTensors, StTensor } from '../io/safetensors.js';
@@ -23,6 +24,9 @@ export function defaultRtol(name: string, golden: StTensor, kind?: string): numb
   if (golden.dtype === 'F64') return 1e-12;
   if (/^(grad|rfgrad|adamw2)\./.test(name) || name === 'out.grad_x') return 1e-3;
   if (kind === 'sample') return 1e-3;
+  // the whole DPM-Solver / Heun loop: data predictions (x − σε)/α amplify float32 differences of the
+  // model by up to 1/α ≈ 150 at t = 1 (issue 15 asks 1e-3; measured ≤ 1.1e-6 on ref and wasm)
+  if (kind === 'solvers') return 1e-3;
   return 2e-4;
 }
 

@@ -3,6 +3,7 @@ import './forward.js';
 import './moeLayer.js';
 import './schedule.js';
 import './sample.js';
+import './solvers.js';
 import './train.js';
 
 export { runCase, supportedKinds, registerCaseKind, type CaseContext, type CaseRunner } from './case.js';

@@ -7,7 +7,8 @@
  */
 import { DitMoeError } from '../core/errors.js';
 import { asFloat32, asNumbers, f32, type StTensor } from '../io/safetensors.js';
-import { createDiffusion, sampleDdim, sampleDdpm, sampleRectifiedFlow, type Guidance } from '../ref/diffusion/index.js';
+import { createDiffusion, type Guidance } from '../ref/diffusion/index.js';
+import { sampleWith } from '../ref/diffusion/sampling.js';
 import { input, metaJson, registerCaseKind } from './case.js';
 
 interface Recipe {
@@ -41,21 +42,22 @@ registerCaseKind('sample', (c, ctx) => {
     const shape = zT.shape;
     const guidance: Guidance | null = r.guidance ? { scale: r.guidance.scale, nullClass: r.guidance.null_class, channels: r.guidance.channels } : null;
     let out: Float32Array;
+    const io = { model: fn, z, shape, y };
     if (r.sampler === 'rectified_flow_euler') {
       const steps = r.steps ?? 0;
       const stopAfter = r.after_steps ?? steps;
       let partial: Float32Array | null = null;
-      out = sampleRectifiedFlow({ model: fn, z, shape, y, guidance, steps, onStep: (i, _n, x) => i + 1 === stopAfter && (partial = Float32Array.from(x)) });
+      out = sampleWith({ sampler: 'flow', steps, guidance }, { ...io, onStep: (i, _n, x) => i + 1 === stopAfter && (partial = Float32Array.from(x)) });
       if (partial) out = partial;
     } else if (r.sampler === 'ddim' || r.sampler === 'ddpm') {
-      const schedule = createDiffusion({ respacing: r.respacing, noiseSchedule: sched.beta_schedule, diffusionSteps: sched.diffusion_steps });
-      const opts = { model: fn, z, shape, y, guidance, schedule, clipDenoised: !!r.clip_denoised };
-      if (r.sampler === 'ddim') out = sampleDdim({ ...opts, eta: r.eta ?? 0 });
+      const setup = { sampler: r.sampler as 'ddim' | 'ddpm', guidance, respacing: r.respacing, betaSchedule: sched.beta_schedule, diffusionSteps: sched.diffusion_steps, clipDenoised: !!r.clip_denoised };
+      const numSteps = createDiffusion({ respacing: r.respacing, noiseSchedule: sched.beta_schedule, diffusionSteps: sched.diffusion_steps }).numTimesteps;
+      if (r.sampler === 'ddim') out = sampleWith({ ...setup, steps: numSteps, eta: r.eta ?? 0 }, io);
       else {
         const pattern = r.step_noise?.split(',')[0].trim() ?? 'in.ddpm_noise{i}';
-        const noise = Array.from({ length: schedule.numTimesteps }, (_, i) => c.tensors.get(pattern.replace('{i}', String(i))));
-        if (noise.slice(0, -1).some((n) => !n)) throw new DitMoeError(`DDPM needs step noise '${pattern}' for each of ${schedule.numTimesteps} steps`, where);
-        out = sampleDdpm({ ...opts, noise: noise.map((n) => (n ? asFloat32(n) : new Float32Array(0))) });
+        const noise = Array.from({ length: numSteps }, (_, i) => c.tensors.get(pattern.replace('{i}', String(i))));
+        if (noise.slice(0, -1).some((n) => !n)) throw new DitMoeError(`DDPM needs step noise '${pattern}' for each of ${numSteps} steps`, where);
+        out = sampleWith({ ...setup, steps: numSteps }, { ...io, noise: noise.map((n) => (n ? asFloat32(n) : new Float32Array(0))) });
       }
     } else throw new DitMoeError(`unknown sampler '${r.sampler}' in the recipe of ${name}`, where);
     outs.set(name, f32(shape, out));

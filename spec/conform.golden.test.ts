@@ -18,6 +18,7 @@ const cases: [string, string][] = [
   ['tiny.moe_layer.safetensors', ''],
   ['tiny.schedule.safetensors', ''],
   ['tiny.sample.safetensors', 'tiny.model.safetensors'],
+  ['tiny.solvers.safetensors', 'tiny.model.safetensors'],
   ['tiny.train.safetensors', 'tiny.model.safetensors'],
 ];
 

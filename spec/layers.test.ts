@@ -30,12 +30,8 @@ const LAYERS: readonly (readonly string[])[] = [
 ];
 const BROWSER_SAFE = ['core', 'ref', 'io', 'conform'];
 
-/**
- * Upward imports still allowed, each with the reason. analysis/report.ts samples through the
- * CLI's `sampleImages`: the one sampling setup that replaces it is issue 15's (in progress in
- * parallel); remove this line when it lands.
- */
-const KNOWN_UPWARD = new Set(['analysis/report.ts -> cli/commands/sample.ts']);
+/** Upward imports still allowed, each with the reason (none today). */
+const KNOWN_UPWARD = new Set<string>();
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SKIP = new Set(['node_modules', 'dist', 'golden', 'models', '.git']);

@@ -1,7 +1,8 @@
 /**
  * Sample quality of a class-conditional digit model, the check of issue 4:
  *   generateSamples:   `perClass` samples of every class, with classifier-free guidance
- *                      (rectified flow: Euler from t = 1 to 0; ddpm: DDIM over a respaced schedule),
+ *                      (rectified flow: Euler from t = 1 to 0; ddpm: DDIM over a respaced schedule;
+ *                      or any sampler of ref/diffusion/sampling.ts),
  *                      start noise from the seed
  *   nearestNeighbours: for each sample, the nearest real image (L2 over pixels) and its label
  *   evaluateSamples:   1-NN accuracy (the requested label is the neighbour's) and the mean
@@ -11,17 +12,18 @@
  */
 import { DitMoeError } from '../core/errors.js';
 import type { DiTModel } from '../ref/model.js';
-import { sampleRectifiedFlow, sampleDdim } from '../ref/diffusion/samplers.js';
-import { createDiffusion } from '../ref/diffusion/respace.js';
+import { sampleWith, type SamplerSetup } from '../ref/diffusion/sampling.js';
 import type { Dataset } from './data.js';
 import { streamRng } from './random.js';
 import type { Objective } from './presets.js';
 
 export interface SampleSettings {
   objective: Objective;
-  steps: number; // Euler steps (flow) or DDIM steps (ddpm)
+  steps: number; // sampler steps (Euler for flow, DDIM for ddpm unless `solver` names another)
   cfg: number; // guidance scale (1: none)
   seed: number;
+  /** Another sampler and its options (ref/diffusion/sampling.ts); default Euler (flow) or DDIM (ddpm). */
+  solver?: Omit<SamplerSetup, 'steps' | 'guidance'>;
 }
 
 /** Samples [K·perClass, C, H, W] clipped to [−1, 1], class-major (perClass of class 0 first), and their labels. */
@@ -40,9 +42,8 @@ export function generateSamples(model: DiTModel, classes: number[], perClass: nu
   const fn = (x: Float32Array, sh: number[], t: Float32Array, yy: Int32Array) => model.forward(x, sh, t, yy);
   const guidance = guided ? { scale: s.cfg, nullClass: c.num_classes, channels: 'all' as const } : null;
   const onS = onStep ? (i: number, n: number) => onStep(i + 1, n) : undefined;
-  let out: Float32Array;
-  if (s.objective === 'flow') out = sampleRectifiedFlow({ model: fn, z, shape, y, guidance, steps: s.steps, onStep: onS });
-  else out = sampleDdim({ model: fn, z, shape, y, guidance, schedule: createDiffusion({ respacing: `ddim${s.steps}` }), varType: c.learn_sigma ? 'learned_range' : 'fixed_small', onStep: onS });
+  const setup: SamplerSetup = { sampler: s.objective === 'flow' ? 'flow' : 'ddim', varType: c.learn_sigma ? 'learned_range' : 'fixed_small', ...s.solver, steps: s.steps, guidance };
+  const out = sampleWith(setup, { model: fn, z, shape, y, objective: s.objective, onStep: onS });
   for (let i = 0; i < out.length; i++) out[i] = Math.max(-1, Math.min(1, out[i]));
   return { images: out, labels: y };
 }

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { DitMoeError } from '../../core/errors.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
-import { numberArg } from '../options.js';
+import { numberArg, onOff } from '../options.js';
 import { loadModelFile, readModelTensors } from '../loadModel.js';
 import { writeFileAtomic, readSafetensorsFile } from '../../node/files.js';
 import { gridPng } from '../../render/images.js';
@@ -14,6 +14,8 @@ import { progressBar } from '../progress.js';
 import { loadDataset } from '../../train/data.js';
 import { generateSamples, evaluateSamples } from '../../train/eval.js';
 import type { Objective } from '../../train/presets.js';
+import { SAMPLERS, SPACINGS, checkSampler, modelEvaluations, type SamplerName } from '../../ref/diffusion/sampling.js';
+import type { DpmSkipType } from '../../ref/diffusion/dpmSolver.js';
 
 export function register(program: Command): void {
   program
@@ -24,14 +26,18 @@ export function register(program: Command): void {
     .option('--samples <n>', 'number of samples, a multiple of the number of classes', numberArg('--samples', true), 100)
     .option('--data <mnist|file>', 'the reference images of the 1-NN classifier', 'mnist')
     .option('--objective <name>', 'flow | ddpm (default: from the file, else flow)')
-    .option('--steps <n>', 'sampling steps (Euler for flow, DDIM for ddpm)', numberArg('--steps', true), 50)
+    .option('--steps <n>', 'sampling steps (Euler for flow, DDIM for ddpm, unless --sampler)', numberArg('--steps', true), 50)
+    .option('--sampler <name>', `${SAMPLERS.join(' | ')} (default: flow for flow models, ddim for ddpm; docs/solvers.md)`)
+    .option('--order <n>', 'DPM-Solver order 1–3 (default: from the sampler name)', numberArg('--order', true))
+    .option('--spacing <name>', `DPM-Solver time steps: ${SPACINGS.join(' | ')}`)
+    .option('--lower-order-final <on|off>', 'DPM-Solver multistep: lower orders in the last steps when steps < 10 (default on)', onOff('--lower-order-final'))
     .option('--cfg <scale>', 'guidance scale', numberArg('--cfg'), 2)
     .option('--seed <n>', 'seed of the start noise', numberArg('--seed', true), 0)
     .option('--grid <file.png>', 'also write the samples as a grid (one row per class)')
     .addOption(backendOption('auto'))
     .addOption(threadsOption())
     .option('--json', 'print the report as JSON')
-    .action(async (o: { model: string; weights?: string; samples: number; data: string; objective?: string; steps: number; cfg: number; seed: number; grid?: string; backend: string; threads?: number; json?: boolean }) => {
+    .action(async (o: { model: string; weights?: string; samples: number; data: string; objective?: string; steps: number; sampler?: string; order?: number; spacing?: string; lowerOrderFinal?: boolean; cfg: number; seed: number; grid?: string; backend: string; threads?: number; json?: boolean }) => {
       const data = loadDataset(o.data);
       const kernels = await kernelsFor(o.backend, o.threads);
       // our training checkpoints hold the model's weights and ema.*: the EMA by default when present
@@ -43,6 +49,9 @@ export function register(program: Command): void {
       const config = model.config;
       const objective = (o.objective ?? metadata.objective ?? 'flow') as Objective;
       if (objective !== 'flow' && objective !== 'ddpm') throw new DitMoeError(`unknown objective '${objective}' (flow, ddpm)`, '--objective');
+      const lof = o.lowerOrderFinal;
+      const solver = o.sampler === undefined && o.order === undefined && o.spacing === undefined && lof === undefined ? undefined : { sampler: (o.sampler ?? (objective === 'flow' ? 'flow' : 'ddim')) as SamplerName, order: o.order, spacing: o.spacing as DpmSkipType | undefined, lowerOrderFinal: lof };
+      if (solver) checkSampler({ ...solver, steps: o.steps }, objective);
       const K = Math.min(config.num_classes, data.numClasses);
       if (o.samples % K !== 0 || o.samples < K) throw new DitMoeError(`${o.samples} is not a positive multiple of the ${K} classes`, '--samples');
       if (data.C !== config.in_channels || data.H !== config.input_size) throw new DitMoeError(`reference images are [${data.C}, ${data.H}, ${data.W}], the model makes [${config.in_channels}, ${config.input_size}, ${config.input_size}]`, '--data');
@@ -50,13 +59,13 @@ export function register(program: Command): void {
       const classes = Array.from({ length: K }, (_, k) => k);
       const bar = process.stderr.isTTY ? progressBar(o.steps, `sampling ${o.samples}`) : null;
       const t0 = performance.now();
-      const { images, labels } = generateSamples(model, classes, perClass, { objective, steps: o.steps, cfg: o.cfg, seed: o.seed }, () => bar?.tick());
+      const { images, labels } = generateSamples(model, classes, perClass, { objective, steps: o.steps, cfg: o.cfg, seed: o.seed, solver }, () => bar?.tick());
       bar?.stop();
       const sampleSecs = (performance.now() - t0) / 1000;
       const r = evaluateSamples(images, labels, data, o.seed);
       if (o.grid) writeFileAtomic(o.grid, gridPng({ data: images, N: labels.length, C: config.in_channels, H: config.input_size, W: config.input_size }, perClass, 2));
       if (o.json) {
-        process.stdout.write(JSON.stringify({ model: o.model, weights: which, objective, steps: o.steps, cfg: o.cfg, seed: o.seed, sampleSeconds: sampleSecs, ...r }) + '\n');
+        process.stdout.write(JSON.stringify({ model: o.model, weights: which, objective, sampler: solver?.sampler ?? (objective === 'flow' ? 'flow' : 'ddim'), ...(solver && { order: solver.order, spacing: solver.spacing }), evaluations: modelEvaluations({ sampler: solver?.sampler ?? 'flow', steps: o.steps }), steps: o.steps, cfg: o.cfg, seed: o.seed, sampleSeconds: sampleSecs, ...r }) + '\n');
         return;
       }
       process.stdout.write(

@@ -4,11 +4,10 @@
  */
 import type { Command } from 'commander';
 import { DitMoeError } from '../../core/errors.js';
-import { positiveInt } from '../options.js';
-import { dims, presetConfig } from '../../ref/config.js';
-import { makeRng } from '../../ref/diffusion/rng.js';
-import { createDiffusion } from '../../ref/diffusion/respace.js';
-import { sampleDdim, sampleDdpm, sampleRectifiedFlow, type Guidance, type DiffusionModelFn } from '../../ref/diffusion/samplers.js';
+import { positiveInt, onOff } from '../options.js';
+import { presetConfig } from '../../ref/config.js';
+import { sampleImages, checkSampler, SAMPLERS, SPACINGS, type SamplerName, type Objective } from '../../ref/diffusion/sampling.js';
+import type { DpmSkipType } from '../../ref/diffusion/dpmSolver.js';
 import { serializeSafetensors, f32, i64 } from '../../io/safetensors.js';
 import { writeFileAtomic } from '../../node/files.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
@@ -18,37 +17,8 @@ import { initializeWeights } from '../../ref/init.js';
 import { gridPng, stripBatch, type ImageBatch } from '../../render/images.js';
 import { progressBar } from '../progress.js';
 
-export interface SampleRequest {
-  sampler: 'ddpm' | 'ddim' | 'flow';
-  steps: number;
-  labels: Int32Array;
-  cfg: number; // 1 = no guidance
-  guidedChannels: number | 'all';
-  seed: number;
-  eta?: number;
-  schedule?: string; // beta schedule name for ddpm/ddim
-  onStep?: (i: number, n: number, x: Float32Array, predX0: Float32Array) => void;
-  modelFn?: DiffusionModelFn; // used instead of model.forward (e.g. a routing recorder's wrapper)
-}
-
-/** Samples `labels.length` images from `model`; start noise and step noise from the seeded RNG. */
-export function sampleImages(model: DiTModel, r: SampleRequest): Float32Array {
-  const c = model.config;
-  const N = r.labels.length;
-  const shape = [N, c.in_channels, c.input_size, c.input_size];
-  const rng = makeRng(r.seed);
-  const z = new Float32Array(N * c.in_channels * c.input_size * c.input_size);
-  rng.fillNormal(z);
-  const hasNull = dims(c).numLabels > c.num_classes;
-  if (r.cfg !== 1 && !hasNull) throw new DitMoeError('guidance needs a null class, and this model has none (class_dropout_prob = 0)', '--cfg');
-  const guidance: Guidance | null = r.cfg !== 1 ? { scale: r.cfg, nullClass: c.num_classes, channels: r.guidedChannels } : null;
-  const fn = r.modelFn ?? ((x: Float32Array, s: number[], t: Float32Array, y: Int32Array) => model.forward(x, s, t, y));
-  if (r.sampler === 'flow') return sampleRectifiedFlow({ model: fn, z, shape, y: r.labels, guidance, steps: r.steps, onStep: r.onStep });
-  if ((r.sampler === 'ddpm' || r.sampler === 'ddim') && !c.learn_sigma) throw new DitMoeError('this model has no learned sigma; sample it with --sampler flow (or train with the ddpm objective)', '--sampler');
-  const schedule = createDiffusion({ respacing: r.sampler === 'ddim' ? `ddim${r.steps}` : String(r.steps), noiseSchedule: r.schedule });
-  if (r.sampler === 'ddim') return sampleDdim({ model: fn, z, shape, y: r.labels, guidance, schedule, eta: r.eta ?? 0, noise: rng, onStep: r.onStep });
-  return sampleDdpm({ model: fn, z, shape, y: r.labels, guidance, schedule, noise: rng, onStep: r.onStep });
-}
+// the one sampling setup (ref/diffusion/sampling.ts); re-exported for the callers of this module
+export { sampleImages, type SampleRequest } from '../../ref/diffusion/sampling.js';
 
 export function parseLabels(text: string | undefined, count: number, numClasses: number): Int32Array {
   if (text === undefined) return Int32Array.from({ length: count }, (_, i) => i % numClasses);
@@ -73,8 +43,11 @@ export function register(program: Command): void {
     .option('--weights <which>', 'for a training checkpoint: model or ema (default for .pt: ema if present)')
     .option('--class <c[,c...]>', 'class label(s), cycled over the samples (default 0, 1, 2, ...)')
     .option('--count <n>', 'number of samples', positiveInt('--count'), 16)
-    .option('--sampler <name>', 'ddpm | ddim | flow (default: flow for rectified-flow checkpoints, else ddpm)')
-    .option('--steps <n>', 'sampling steps', positiveInt('--steps'), 50)
+    .option('--sampler <name>', `${SAMPLERS.join(' | ')} (default: flow for rectified-flow checkpoints, else ddpm; docs/solvers.md)`)
+    .option('--steps <n>', 'sampling steps (heun: 2·steps − 1 model evaluations; the others: steps)', positiveInt('--steps'), 50)
+    .option('--order <n>', 'DPM-Solver order 1–3 (default: from the name: dpm++2m 2, dpm++3m 3, dpm2s 2)', positiveInt('--order'))
+    .option('--spacing <name>', `DPM-Solver time steps: ${SPACINGS.join(' | ')} (default time_uniform)`)
+    .option('--lower-order-final <on|off>', 'DPM-Solver multistep: lower orders in the last steps when steps < 10 (default on)', onOff('--lower-order-final'))
     .option('--cfg <scale>', 'guidance scale (1 = none)', parseFloat, 4)
     .option('--guided-channels <n|all>', "channels guided: 'all' (standard) or 3 (the official forward_with_cfg)", 'all')
     .option('--eta <eta>', 'DDIM eta', parseFloat, 0)
@@ -85,7 +58,7 @@ export function register(program: Command): void {
     .option('--cols <n>', 'columns of the PNG grid (default: about √count)', positiveInt('--cols'))
     .addOption(backendOption('auto'))
     .addOption(threadsOption())
-    .action(async (o: { model?: string; initSeed: number; class?: string; count: number; sampler?: string; steps: number; cfg: number; guidedChannels: string; eta: number; seed: number; out: string; trajectory?: string; scale?: number; cols?: number; backend: string; threads?: number; experts?: number } & ModelOptions) => {
+    .action(async (o: { model?: string; initSeed: number; class?: string; count: number; sampler?: string; steps: number; order?: number; spacing?: string; lowerOrderFinal?: boolean; cfg: number; guidedChannels: string; eta: number; seed: number; out: string; trajectory?: string; scale?: number; cols?: number; backend: string; threads?: number; experts?: number } & ModelOptions) => {
       if (!Number.isFinite(o.cfg)) throw new DitMoeError(`guidance scale '${o.cfg}' is not a finite number`, '--cfg');
       if (!Number.isInteger(o.seed) || o.seed < 0) throw new DitMoeError('must be a non-negative integer', '--seed');
       const guidedChannels = o.guidedChannels === 'all' ? 'all' : Number(o.guidedChannels);
@@ -101,8 +74,10 @@ export function register(program: Command): void {
         model = new DiTModel(c, initializeWeights(c, o.initSeed), kernels);
       }
       else throw new DitMoeError('name a model file (--model) or a preset to initialise (--preset)', 'sample');
-      const sampler = (o.sampler ?? (meta.objective === 'flow' || !model.config.learn_sigma ? 'flow' : 'ddpm')) as SampleRequest['sampler'];
-      if (!['ddpm', 'ddim', 'flow'].includes(sampler)) throw new DitMoeError(`unknown sampler '${sampler}' (ddpm, ddim, flow)`, '--sampler');
+      const sampler = (o.sampler ?? (meta.objective === 'flow' || !model.config.learn_sigma ? 'flow' : 'ddpm')) as SamplerName;
+      const objective = meta.objective === 'flow' || meta.objective === 'ddpm' ? (meta.objective as Objective) : undefined;
+      const solver = { sampler, steps: o.steps, order: o.order, spacing: o.spacing as DpmSkipType | undefined, lowerOrderFinal: o.lowerOrderFinal };
+      checkSampler(solver, objective);
       const c = model.config;
       const labels = parseLabels(o.class, o.count, c.num_classes);
       const frames: ImageBatch[] = [];
@@ -112,8 +87,8 @@ export function register(program: Command): void {
       let x: Float32Array;
       try {
         x = sampleImages(model, {
-        sampler,
-        steps: o.steps,
+        ...solver,
+        objective,
         labels,
         cfg: o.cfg,
         guidedChannels,

@@ -35,4 +35,38 @@ export {
   sampleDdpm,
   sampleDdim,
   sampleRectifiedFlow,
+  flowVelocity,
 } from './samplers.js';
+export {
+  type DpmAlgorithm,
+  type DpmMethod,
+  type DpmSkipType,
+  type NoiseScheduleVP,
+  type DpmModel,
+  type DpmSampleOptions,
+  type DpmSolverSampleOptions,
+  DpmSolver,
+  discreteSchedule,
+  flowSchedule,
+  getTimeSteps,
+  singlestepOrders,
+  noisePredictionModel,
+  velocityModel,
+  sampleDpmSolver,
+} from './dpmSolver.js';
+export { sampleHeun } from './heun.js';
+export {
+  SAMPLERS,
+  SPACINGS,
+  type SamplerName,
+  type SamplerSetup,
+  type Objective,
+  type SampleRequest,
+  type SamplableModel,
+  checkSampler,
+  modelEvaluations,
+  guidancePasses,
+  predictionOf,
+  sampleWith,
+  sampleImages,
+} from './sampling.js';

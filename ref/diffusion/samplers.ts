@@ -60,7 +60,7 @@ export interface DiffusionSampleOptions extends SampleOptions {
   clipDenoised?: boolean;
 }
 
-function dims(o: SampleOptions): { N: number; C: number; H: number; W: number; HW: number; D: number } {
+export function dims(o: SampleOptions): { N: number; C: number; H: number; W: number; HW: number; D: number } {
   const s = o.shape;
   if (s.length !== 4 || !s.every((d) => Number.isInteger(d) && d > 0)) throw new DitMoeError(`sample shape must be [N, C, H, W] of positive integers, got [${s.join(', ')}]`, 'sample');
   const [N, C, H, W] = s;
@@ -217,29 +217,14 @@ export function sampleDdim(o: DiffusionSampleOptions & { eta?: number; noise?: S
  *   z [N, C, H, W]  →  x_0 [N, C, H, W]
  */
 export function sampleRectifiedFlow(o: SampleOptions & { steps: number }): Float32Array {
-  const { N, C, H, W, HW, D } = dims(o);
+  const { N, C, H, W, D } = dims(o);
   const S = o.steps;
   if (!Number.isInteger(S) || S < 1) throw new DitMoeError(`steps must be a positive integer, got ${S}`, '--steps');
   const shape = [N, C, H, W];
   const dt = f(1.0 / S); // torch.tensor([dt] * b): float32
   let z: Float32Array = Float32Array.from(o.z);
-  const yNull = o.guidance ? new Int32Array(N).fill(o.guidance.nullClass) : null;
   for (let i = S; i >= 1; i--) {
-    const t = new Float32Array(N).fill(i / S);
-    const outC0 = o.model(z, shape, t, o.y);
-    const outC = outChannels(outC0, N, HW);
-    if (outC < C) throw new DitMoeError(`model output has ${outC} channels, fewer than the ${C} of x`, 'model');
-    // vc, _ = vc.chunk(2, dim=1): the velocity is the first C channels
-    let v = firstChannels(outC0, N, outC, C, HW);
-    if (o.guidance) {
-      const outU = o.model(z, shape, t, yNull!);
-      const outCU = outChannels(outU, N, HW);
-      if (outCU !== outC) throw new DitMoeError(`model returned ${outCU} channels for the null pass, ${outC} for the conditional`, 'model');
-      const vu = firstChannels(outU, N, outC, C, HW);
-      const guided = new Float32Array(N * D);
-      applyGuidance(guided, v, vu, o.guidance.scale, guidedChannels(o.guidance, C, C), N, C, C, HW);
-      v = guided;
-    }
+    const v = flowVelocity(o.model, z, shape, new Float32Array(N).fill(i / S), o.y, o.guidance);
     const predX0 = new Float32Array(N * D);
     rfPredX0(predX0, z, v, i, dt);
     const next = new Float32Array(N * D);
@@ -250,8 +235,32 @@ export function sampleRectifiedFlow(o: SampleOptions & { steps: number }): Float
   return z;
 }
 
+/**
+ * The velocity of a rectified-flow model at t, as `RectifiedFlow.sample` forms it: the first C
+ * output channels of the conditional pass, guided with a separate null-class pass
+ * (v_u + s·(v_c − v_u)) when asked.
+ *   z [N, C, H, W], t [N], y [N]  →  v [N, C, H, W]
+ */
+export function flowVelocity(model: DiffusionModelFn, z: Float32Array, shape: readonly number[], t: Float32Array, y: Int32Array, guidance: Guidance | null | undefined): Float32Array {
+  const [N, C, H, W] = shape;
+  const HW = H * W;
+  const outC0 = model(z, [N, C, H, W], t, y);
+  const outC = outChannels(outC0, N, HW);
+  if (outC < C) throw new DitMoeError(`model output has ${outC} channels, fewer than the ${C} of x`, 'model');
+  // vc, _ = vc.chunk(2, dim=1): the velocity is the first C channels
+  const v = firstChannels(outC0, N, outC, C, HW);
+  if (!guidance) return v;
+  const outU = model(z, [N, C, H, W], t, new Int32Array(N).fill(guidance.nullClass));
+  const outCU = outChannels(outU, N, HW);
+  if (outCU !== outC) throw new DitMoeError(`model returned ${outCU} channels for the null pass, ${outC} for the conditional`, 'model');
+  const vu = firstChannels(outU, N, outC, C, HW);
+  const guided = new Float32Array(N * C * HW);
+  applyGuidance(guided, v, vu, guidance.scale, guidedChannels(guidance, C, C), N, C, C, HW);
+  return guided;
+}
+
 /** out [N, C, HW] = the first C of outC channels of a [N, outC, HW] array. */
-function firstChannels(a: Float32Array, N: number, outC: number, C: number, HW: number): Float32Array {
+export function firstChannels(a: Float32Array, N: number, outC: number, C: number, HW: number): Float32Array {
   if (outC === C) return a;
   const out = new Float32Array(N * C * HW);
   for (let n = 0; n < N; n++) out.set(a.subarray(n * outC * HW, n * outC * HW + C * HW), n * C * HW);
