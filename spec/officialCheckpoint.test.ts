@@ -24,7 +24,7 @@ import { parseSafetensors, serializeSafetensors } from '../io/safetensors.js';
 import { readPtCheckpoint } from '../io/pt/checkpoint.js';
 import { readZip } from '../io/pt/zip.js';
 import { unpickle, PyObject, PtTensorRef, type PyValue } from '../io/pt/unpickle.js';
-import { PickleCall, PickleDict, PickleTuple, type PickleValue } from '../io/pt/pickle.js';
+import { pickle, PickleCall, PickleDict, PickleFloat, PickleList, PickleTuple, type PickleValue } from '../io/pt/pickle.js';
 import { pickleTensor, ptArchive, type PtStorageOut } from '../io/pt/checkpoint.js';
 import { writeOfficialCheckpoint, type OfficialCheckpointParts } from '../io/pt/officialCheckpoint.js';
 import { Trainer, DEFAULT_TRAIN_ARGS, type TrainArgs } from '../train/trainer.js';
@@ -69,6 +69,23 @@ function topOf(pt: Uint8Array): Map<PyValue, PyValue> {
   const e = zip.entries.find((x) => x.name.endsWith('/data.pkl'))!;
   return unpickle(zip.read(e)) as Map<PyValue, PyValue>;
 }
+
+describe('the pickle writer, for optimiser state dicts and args', () => {
+  it('writes what CPython 3.11\'s pickle.dumps(protocol=2) writes: int keys, floats (1.0 too), a tuple, lists of one and of many, None, bools, an OrderedDict with _metadata (BUILD)', () => {
+    // Python: od = OrderedDict(w=1); od._metadata = OrderedDict(dit_moe={'config': '{}'})
+    //   pickle.dumps({'state': {1: {'step': 3.0, 'n': -70000}, 2: {}}, 'param_groups': [{'lr': 0.0001, 'betas': (0.9, 0.999),
+    //     'eps': 1e-08, 'weight_decay': 0, 'amsgrad': False, 'foreach': None, 'maximize': False, 'capturable': False,
+    //     'params': [0, 1, 2]}], 'one': [5], 'f1': 1.0, 'od': od}, protocol=2).hex()
+    const PYTHON = '80027d7100285805000000737461746571017d7102284b017d710328580400000073746570710447400800000000000058010000006e71054a90eefeff754b027d710675580c000000706172616d5f67726f75707371075d71087d71092858020000006c72710a473f1a36e2eb1c432d58050000006265746173710b473feccccccccccccd473feff7ced916872b86710c5803000000657073710d473e45798ee2308c3a580c0000007765696768745f6465636179710e4b005807000000616d7367726164710f895807000000666f726561636871104e58080000006d6178696d697a65711189580a00000063617074757261626c657112895806000000706172616d7371135d7114284b004b014b0265756158030000006f6e6571155d71164b0561580200000066317117473ff000000000000058020000006f64711863636f6c6c656374696f6e730a4f726465726564446963740a71192952711a580100000077711b4b01737d711c58090000005f6d65746164617461711d68192952711e58070000006469745f6d6f65711f7d71205806000000636f6e666967712158020000007b7d712273737362752e';
+    const group = new PickleDict([['lr', 0.0001], ['betas', new PickleTuple([0.9, 0.999])], ['eps', 1e-8], ['weight_decay', 0], ['amsgrad', false], ['foreach', null], ['maximize', false], ['capturable', false], ['params', new PickleList([0, 1, 2])]], false);
+    const od = new PickleDict([['w', 1]], true, new PickleDict([['_metadata', new PickleDict([['dit_moe', new PickleDict([['config', '{}']], false)]], true)]], false));
+    const obj = new PickleDict([
+      ['state', new PickleDict([[1, new PickleDict([['step', new PickleFloat(3)], ['n', -70000]], false)], [2, new PickleDict([], false)]], false)],
+      ['param_groups', new PickleList([group])], ['one', new PickleList([5])], ['f1', new PickleFloat(1)], ['od', od],
+    ], false);
+    expect(Buffer.from(pickle(obj)).toString('hex')).toBe(PYTHON);
+  });
+});
 
 describe('the official parameter order', () => {
   it('paramSpecs = the key order of the golden tiny.model.pt (the official state_dict(), = model.parameters() for DiT, which has no buffers)', () => {
