@@ -16,6 +16,8 @@ import { modulateForward, modulateBackward, gatedResidualForward, gatedResidualB
 import { swigluForward, swigluBackward, swigluExpertsForward, swigluExpertsBackward, type SwigluCall, type SwigluBackwardCall } from './swiglu.js';
 import { moeExpertsForward, gatherRows, scatterAddRows, scatterAddRowsBackward } from './moeExperts.js';
 import type { SwigluWeights } from './moe.js';
+import { conv2dForward, type Conv2dShape } from './vae/conv2d.js';
+import { groupNormForward } from './vae/groupnorm.js';
 
 export interface Kernels {
   readonly name: string;
@@ -67,6 +69,16 @@ export interface Kernels {
    */
   moeExperts(out: Float32Array, x: Float32Array, topkIdx: Int32Array, topkWeight: Float32Array, experts: SwigluWeights[], M: number, D: number, F: number, k: number): void;
   /**
+   * 2-D convolution (ref/vae/conv2d.ts): x [N, C, H, W], w [O, C, kh, kw], b [O] or null →
+   * out [N, O, Ho, Wo] with the stride and (possibly uneven) zero padding of `shape`.
+   */
+  conv2d(out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, shape: Conv2dShape): void;
+  /**
+   * GroupNorm over x [N, C, S] in G groups (ref/vae/groupNorm.ts), affine when w, b are given,
+   * then SiLU when `silu`: out [N, C, S].
+   */
+  groupNorm(out: Float32Array, x: Float32Array, w: Float32Array | null, b: Float32Array | null, N: number, C: number, S: number, G: number, eps: number, silu: boolean): void;
+  /**
    * A zeroed array of n floats for an activation or gradient inside one pass. The wasm backend
    * hands out views of its own memory, which its kernels read and write in place (no copy in or
    * out); ref hands out a plain Float32Array. Valid until `release` of a mark taken before it.
@@ -108,6 +120,8 @@ export const refKernels: Kernels = {
   scatterAddRows,
   scatterAddRowsBackward,
   moeExperts: moeExpertsForward,
+  conv2d: conv2dForward,
+  groupNorm: groupNormForward,
   tensor: (n) => new Float32Array(n), // the garbage collector frees it
   mark: () => 0,
   release: () => {},
