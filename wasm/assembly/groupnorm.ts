@@ -26,23 +26,25 @@ export function groupNormGroups(out: usize, x: usize, w: usize, b: usize, C: i32
       const c = g * cg + cc;
       const sc: f64 = w ? <f64>load<f32>(w + (<usize>c) * 4) : 1;
       const sh: f64 = b ? <f64>load<f32>(b + (<usize>c) * 4) : 0;
-      // y = x·a + d with a = r·sc, d = sh − μ·r·sc
+      // y = (x − μ)·a + sh with a = r·sc (centred first: x·a − μ·a would cancel when r is large)
       const a = <f32>(r * sc);
-      const d = <f32>(sh - mu * r * sc);
+      const d = <f32>sh;
+      const m = <f32>mu;
       const av = f32x4.splat(a);
       const dv = f32x4.splat(d);
+      const mv = f32x4.splat(m);
       const xi = x + base + (<usize>cc * S) * 4;
       const oi = out + base + (<usize>cc * S) * 4;
       const S4 = S & ~3;
       for (let i = 0; i < S4; i += 4) {
         const o = (<usize>i) * 4;
-        let y = f32x4.add(f32x4.mul(v128.load(xi + o), av), dv);
+        let y = f32x4.add(f32x4.mul(f32x4.sub(v128.load(xi + o), mv), av), dv);
         if (silu) y = f32x4.div(y, f32x4.add(one, exp4(f32x4.neg(y))));
         v128.store(oi + o, y);
       }
       for (let i = S4; i < S; i++) {
         const o = (<usize>i) * 4;
-        let y = load<f32>(xi + o) * a + d;
+        let y = (load<f32>(xi + o) - m) * a + d;
         if (silu) y = y / (<f32>1 + f32x4.extract_lane(exp4(f32x4.splat(-y)), 0));
         store<f32>(oi + o, y);
       }
