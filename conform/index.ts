@@ -4,6 +4,7 @@ import './moeLayer.js';
 import './schedule.js';
 import './sample.js';
 import './train.js';
+import './vae.js';
 
 export { runCase, supportedKinds, registerCaseKind, type CaseContext, type CaseRunner } from './case.js';
 export { compareTensors, formatCompareLine, defaultRtol, type CompareLine } from './compare.js';
