@@ -144,3 +144,24 @@ describe('TAESD elementwise and the activation chain', () => {
     }
   });
 });
+
+describe.each(BACKENDS)('a VAE of another size on a non-square picture [%s]', (name, kern) => {
+  it('three levels of [8, 16, 24], 2 layers per block, 4 groups: wasm equals ref on a 40×24 picture and a 5×3 latent', async () => {
+    const { AutoencoderKL } = await import('../ref/vae/autoencoderKL.js');
+    const { vaeParamSpecs } = await import('../ref/vae/params.js');
+    const { DEFAULT_VAE_CONFIG } = await import('../ref/vae/config.js');
+    const c = { ...DEFAULT_VAE_CONFIG, block_out_channels: [8, 16, 24], layers_per_block: 2, norm_num_groups: 4 };
+    const w = new Map(vaeParamSpecs(c).map((s, i) => [s.name, values(100 + i, s.shape.reduce((a, b) => a * b, 1), s.shape.length > 1 ? 0.4 : 1)]));
+    const ref = new AutoencoderKL(c, w, refKernels);
+    const vae = new AutoencoderKL(c, w, kern);
+    const img = values(99, 2 * 3 * 24 * 40);
+    const m = vae.encodeMoments(img, 2, 24, 40);
+    expect(m.length).toBe(2 * 8 * 6 * 10);
+    if (name !== 'ref') expect(maxRel(m, ref.encodeMoments(img, 2, 24, 40))).toBeLessThanOrEqual(TOL);
+    const z = values(98, 4 * 3 * 5);
+    const d = vae.decode(z, 1, 3, 5);
+    expect(d.length).toBe(3 * 12 * 20);
+    if (name !== 'ref') expect(maxRel(d, ref.decode(z, 1, 3, 5))).toBeLessThanOrEqual(TOL);
+    expect(() => vae.encodeMoments(values(1, 3 * 18 * 20), 1, 18, 20)).toThrow(/multiple of 4/);
+  });
+});
