@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { backendsWithThreads } from './backends.js';
 import { rng } from './random.js';
+import { diff } from './golden.js';
 import { conv2dForward, convOut, type Conv2dShape } from '../ref/vae/conv2d.js';
 import { DitMoeError } from '../ref/errors.js';
 
@@ -45,13 +46,8 @@ function conv64(x: Float32Array, w: Float32Array, b: Float32Array | null, s: Con
   return out;
 }
 
-function maxRel(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let scale = 1;
-  let d = 0;
-  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
-  for (let i = 0; i < want.length; i++) d = Math.max(d, Math.abs(got[i] - want[i]));
-  return d / scale;
-}
+/** max |got − want| relative to max(1, max|want|) (spec/golden.ts). */
+const maxRel = (got: ArrayLike<number>, want: ArrayLike<number>) => diff(got, want).rel;
 
 const geometry = fc
   .record({

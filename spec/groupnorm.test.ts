@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { backendsWithThreads } from './backends.js';
 import { rng } from './random.js';
+import { diff } from './golden.js';
 import { groupNormForward } from '../ref/vae/groupnorm.js';
 import { DitMoeError } from '../ref/errors.js';
 
@@ -37,13 +38,8 @@ function groupNorm64(x: Float32Array, w: Float32Array | null, b: Float32Array | 
   return out;
 }
 
-function maxRel(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let scale = 1;
-  let d = 0;
-  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
-  for (let i = 0; i < want.length; i++) d = Math.max(d, Math.abs(got[i] - want[i]));
-  return d / scale;
-}
+/** max |got − want| relative to max(1, max|want|) (spec/golden.ts). */
+const maxRel = (got: ArrayLike<number>, want: ArrayLike<number>) => diff(got, want).rel;
 
 const cases = fc.record({
   N: fc.integer({ min: 1, max: 3 }),

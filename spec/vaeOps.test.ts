@@ -8,6 +8,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { backendsWithThreads } from './backends.js';
 import { rng } from './random.js';
+import { diff } from './golden.js';
 import { upsampleNearest2x } from '../ref/vae/upsample.js';
 import { spatialAttentionForward, fuseQkv } from '../ref/vae/spatialAttention.js';
 import { gaussianMean, gaussianSample, scaleLatents } from '../ref/vae/diagonalGaussian.js';
@@ -24,13 +25,8 @@ const values = (seed: number, n: number, scale = 1) => {
   return Float32Array.from({ length: n }, () => scale * (2 * r() - 1));
 };
 
-function maxRel(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let scale = 1;
-  let d = 0;
-  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
-  for (let i = 0; i < want.length; i++) d = Math.max(d, Math.abs(got[i] - want[i]));
-  return d / scale;
-}
+/** max |got − want| relative to max(1, max|want|) (spec/golden.ts). */
+const maxRel = (got: ArrayLike<number>, want: ArrayLike<number>) => diff(got, want).rel;
 
 describe('upsampleNearest2x', () => {
   it('out[n,c,y,x] = x[n,c,⌊y/2⌋,⌊x/2⌋] on a non-square image', () => {

@@ -82,11 +82,11 @@ export function inferVaeConfig(shapes: Shapes, where: string, groups = DEFAULT_V
   return c;
 }
 
-/** Missing, wrong-shaped and unexpected tensors against the configuration (diffusers' names). */
-export function vaeMismatch(c: VaeConfig, shapes: Shapes): ConfigMismatch {
+/** Missing, wrong-shaped and unexpected tensors against a list of names and shapes. */
+export function specMismatch(specs: { name: string; shape: number[] }[], shapes: Shapes): ConfigMismatch {
   const out: ConfigMismatch = { missing: [], unexpected: [], wrongShape: [] };
   const known = new Set<string>();
-  for (const s of vaeParamSpecs(c)) {
+  for (const s of specs) {
     known.add(s.name);
     const t = shapes.get(s.name);
     if (!t) out.missing.push(s.name);
@@ -94,6 +94,11 @@ export function vaeMismatch(c: VaeConfig, shapes: Shapes): ConfigMismatch {
   }
   for (const n of shapes.keys()) if (!known.has(n)) out.unexpected.push(n);
   return out;
+}
+
+/** Missing, wrong-shaped and unexpected tensors against the configuration (diffusers' names). */
+export function vaeMismatch(c: VaeConfig, shapes: Shapes): ConfigMismatch {
+  return specMismatch(vaeParamSpecs(c), shapes);
 }
 
 /** The VAE of a state dict (any naming) and the file's metadata. */

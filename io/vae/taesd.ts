@@ -7,8 +7,8 @@
  */
 import { DitMoeError } from '../../ref/errors.js';
 import type { Kernels } from '../../ref/kernels.js';
-import { describeMismatch, type ConfigMismatch } from '../../ref/inferConfig.js';
-import { sameShape } from '../../ref/tensor.js';
+import { describeMismatch } from '../../ref/inferConfig.js';
+import { specMismatch } from './load.js';
 import { TaesdHalf, taesdParamSpecs } from '../../ref/vae/taesd.js';
 import { asFloat32, type StTensor } from '../safetensors.js';
 
@@ -42,15 +42,7 @@ export function loadTaesdHalf(role: TaesdRole, tensors: ReadonlyMap<string, StTe
   const c = first.shape[0];
   const L = role === 'encoder' ? (tensors.get('14.weight')?.shape[0] ?? 0) : first.shape[1];
   const pool = [...tensors.keys()].some((k) => /\.pool\./.test(k));
-  const m: ConfigMismatch = { missing: [], unexpected: [], wrongShape: [] };
-  const known = new Set<string>();
-  for (const s of taesdParamSpecs(role, c, L, pool)) {
-    known.add(s.name);
-    const t = tensors.get(s.name);
-    if (!t) m.missing.push(s.name);
-    else if (!sameShape(t.shape, s.shape)) m.wrongShape.push({ name: s.name, expected: s.shape, got: [...t.shape] });
-  }
-  for (const k of tensors.keys()) if (!known.has(k)) m.unexpected.push(k);
+  const m = specMismatch(taesdParamSpecs(role, c, L, pool), tensors);
   if (m.missing.length || m.wrongShape.length || m.unexpected.length) throw new DitMoeError(`is not a TAESD ${role} of width ${c} on ${L} latent channels (taesd.py's names): ${describeMismatch(m)}`, where);
   const data = new Map<string, Float32Array>();
   const shapes = new Map<string, number[]>();
