@@ -28,6 +28,37 @@ function packPatchPair(dst: usize, x: usize, C: i32, H: i32, W: i32, kh: i32, kw
   const two = pb >= 0;
   const yb = two ? (pb / Wo) * stride - pT : 0;
   const xb = two ? (pb % Wo) * stride - pL : 0;
+  const inside = ya >= 0 && ya + kh <= H && xa >= 0 && xa + kw <= W && (!two || (yb >= 0 && yb + kh <= H && xb >= 0 && xb + kw <= W));
+  if (inside && two && yb == ya && xb == xa + 1) {
+    // the common case (stride 1, neighbours in one row, away from the border): each k is an
+    // adjacent pair of the same image row, one 8-byte load, no bounds checks
+    for (let c = 0; c < C; c++) {
+      for (let i = 0; i < kh; i++) {
+        let src = x + ((<usize>c * H + ya + i) * W + xa) * 4;
+        for (let j = 0; j < kw; j++) {
+          store<u64>(dst, load<u64>(src));
+          src += 4;
+          dst += 8;
+        }
+      }
+    }
+    return;
+  }
+  if (inside && two) {
+    const db = ((<isize>yb - ya) * W + (xb - xa)) * 4;
+    for (let c = 0; c < C; c++) {
+      for (let i = 0; i < kh; i++) {
+        let src = x + ((<usize>c * H + ya + i) * W + xa) * 4;
+        for (let j = 0; j < kw; j++) {
+          store<f32>(dst, load<f32>(src));
+          store<f32>(dst, load<f32>(src + db), 4);
+          src += 4;
+          dst += 8;
+        }
+      }
+    }
+    return;
+  }
   for (let c = 0; c < C; c++) {
     for (let i = 0; i < kh; i++) {
       for (let j = 0; j < kw; j++) {
