@@ -14,6 +14,8 @@ export interface CaseContext {
   /** Loads the model named by --model (runners that need none never call it). */
   model: () => DiTModel;
   where: string; // the case file, for error messages
+  /** The tensors of --model (or --encoder) as read, for kinds whose model is not a DiT-MoE (vae, taesd). */
+  files?: (which: 'model' | 'encoder') => { tensors: Map<string, StTensor>; metadata: Record<string, string>; where: string };
 }
 
 export type CaseRunner = (c: SafeTensors, ctx: CaseContext) => Map<string, StTensor>;

@@ -9,6 +9,7 @@
 import { DitMoeError } from '../core/errors.js';
 import type { Kernels } from './kernels.js';
 import type { SwigluWeights } from './swiglu.js';
+import { checkConvShape } from './vae/conv2d.js';
 
 function dims(where: string, ...ds: number[]): void {
   for (const d of ds) if (!Number.isInteger(d) || d < 0) throw new DitMoeError(`dimensions must be non-negative integers, got ${ds.join(', ')}`, where);
@@ -136,6 +137,16 @@ export const kernelChecks: { [K in Kernel]: Check<K> } = {
     experts.forEach((w, e) => {
       size(where, `experts[${e}].gate`, w.gate, F * D), size(where, `experts[${e}].up`, w.up, F * D), size(where, `experts[${e}].down`, w.down, D * F);
     });
+  },
+  conv2d(where, out, x, w, b, shape) {
+    const [Ho, Wo] = checkConvShape(shape, where);
+    const { N, C, H, W, O, kh, kw } = shape;
+    size(where, 'out', out, N * O * Ho * Wo), size(where, 'x', x, N * C * H * W), size(where, 'w', w, O * C * kh * kw), size(where, 'b', b, O);
+  },
+  groupNorm(where, out, x, w, b, N, C, S, G) {
+    dims(where, N, C, S, G);
+    if (G < 1 || C % G !== 0) throw new DitMoeError(`${C} channels do not split into ${G} groups`, where);
+    size(where, 'out', out, N * C * S), size(where, 'x', x, N * C * S), size(where, 'w', w, C), size(where, 'b', b, C);
   },
   tensor(where, n) {
     dims(where, n);

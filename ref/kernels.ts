@@ -11,6 +11,7 @@
  * backward kernels accumulate (+=) into gradient buffers, which the caller zeroes.
  */
 import type { SwigluWeights, SwigluCall, SwigluBackwardCall } from './swiglu.js';
+import type { Conv2dShape } from './vae/conv2d.js';
 
 export interface Kernels {
   readonly name: string;
@@ -61,6 +62,16 @@ export interface Kernels {
    * each of the E experts a SwiGLU of width F. Keeps nothing for backward.
    */
   moeExperts(out: Float32Array, x: Float32Array, topkIdx: Int32Array, topkWeight: Float32Array, experts: SwigluWeights[], M: number, D: number, F: number, k: number): void;
+  /**
+   * 2-D convolution (ref/vae/conv2d.ts): x [N, C, H, W], w [O, C, kh, kw], b [O] or null →
+   * out [N, O, Ho, Wo] with the stride and (possibly uneven) zero padding of `shape`.
+   */
+  conv2d(out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, shape: Conv2dShape): void;
+  /**
+   * GroupNorm over x [N, C, S] in G groups (ref/vae/groupNorm.ts), affine when w, b are given,
+   * then SiLU when `silu`: out [N, C, S].
+   */
+  groupNorm(out: Float32Array, x: Float32Array, w: Float32Array | null, b: Float32Array | null, N: number, C: number, S: number, G: number, eps: number, silu: boolean): void;
   /**
    * A zeroed array of n floats for an activation or gradient inside one pass. The wasm backend
    * hands out views of its own memory, which its kernels read and write in place (no copy in or

@@ -10,6 +10,8 @@ import { attentionForward, attentionBackward } from './attention.js';
 import { modulateForward, modulateBackward, gatedResidualForward, gatedResidualBackward } from './modulate.js';
 import { swigluForward, swigluBackward, swigluExpertsForward, swigluExpertsBackward } from './swiglu.js';
 import { moeExpertsForward, gatherRows, scatterAddRows, scatterAddRowsBackward } from './moeExperts.js';
+import { conv2dForward } from './vae/conv2d.js';
+import { groupNormForward } from './vae/groupnorm.js';
 
 /** The reference kernels: the plain functions of `ref/`, one loop nest each. */
 export const refKernels: Kernels = withOperandChecks({
@@ -32,6 +34,8 @@ export const refKernels: Kernels = withOperandChecks({
   scatterAddRows,
   scatterAddRowsBackward,
   moeExperts: moeExpertsForward,
+  conv2d: conv2dForward,
+  groupNorm: groupNormForward,
   tensor: (n) => new Float32Array(n), // the garbage collector frees it
   mark: () => 0,
   release: () => {},

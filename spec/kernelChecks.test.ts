@@ -48,6 +48,10 @@ const BAD: [string, (k: Kernels) => void, RegExp][] = [
   ['moeExperts', (k) => k.moeExperts(f(8), f(8), idx(0, 1, 2), f(4), [w(), w()], 2, D, F, 2), /^topkIdx has 3 elements, needs 4$/],
   ['moeExperts', (k) => k.moeExperts(f(8), f(8), idx(0, 1, 2, 1), f(4), [w(), w()], 2, D, F, 2), /^topkIdx\[2\] = 2 is not one of the 2 experts$/],
   ['moeExperts', (k) => k.moeExperts(f(8), f(8), idx(0, 1, 1, 0), f(4), [w(), { ...w(), down: f(3) }], 2, D, F, 2), /^experts\[1\]\.down has 3 elements, needs 32$/],
+  ['conv2d', (k) => k.conv2d(f(2 * 3 * 4 * 4), f(2 * 2 * 4 * 4), f(3 * 2 * 9 - 1), null, { N: 2, C: 2, H: 4, W: 4, O: 3, kh: 3, kw: 3, stride: 1, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }), /^w has 53 elements, needs 54$/],
+  ['conv2d', (k) => k.conv2d(f(4), f(4), f(9), null, { N: 1, C: 1, H: 2, W: 2, O: 1, kh: 3, kw: 3, stride: 1, padTop: 0, padLeft: 0, padBottom: 0, padRight: 0 }), /^a 3×3 kernel does not fit the padded 2×2 input$/],
+  ['groupNorm', (k) => k.groupNorm(f(12), f(12), f(6), f(6), 1, 6, 2, 4, 1e-6, false), /^6 channels do not split into 4 groups$/],
+  ['groupNorm', (k) => k.groupNorm(f(12), f(11), null, null, 1, 6, 2, 3, 1e-6, true), /^x has 11 elements, needs 12$/],
   ['tensor', (k) => k.tensor(-1), /^dimensions must be non-negative integers, got -1$/],
 ];
 

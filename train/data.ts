@@ -70,7 +70,7 @@ export function loadMnist(): Dataset {
   return mnistCache;
 }
 
-/** A safetensors file holding `images` [N, C, H, W] (F32/F16/BF16/F64, values in [−1, 1]) and `labels` [N] (integers ≥ 0). */
+/** A safetensors file holding `images` [N, C, H, W] (F32/F16/BF16/F64, values in [−1, 1], or any finite values for VAE latents) and `labels` [N] (integers ≥ 0). */
 export function loadSafetensorsDataset(file: string, numClasses?: number): Dataset {
   const st = parseSafetensors(readBytes(file), file);
   const im = st.tensors.get('images');
@@ -89,18 +89,20 @@ export function loadSafetensorsDataset(file: string, numClasses?: number): Datas
     maxLabel = Math.max(maxLabel, lv[i]);
   }
   const K = numClasses ?? maxLabel + 1;
-  return checkDataset({ name: file, images: Float32Array.from(asFloat32(im)), labels, N, C, H, W, numClasses: K }, file);
+  // VAE latents (`dit-moe encode`, __metadata__.kind = vae_latents) are not confined to [−1, 1]
+  const latents = st.metadata.kind === 'vae_latents';
+  return checkDataset({ name: file, images: Float32Array.from(asFloat32(im)), labels, N, C, H, W, numClasses: K }, file, latents ? Infinity : 1.0001);
 }
 
 /** Checks sizes, ranges and finiteness; returns the dataset. */
-export function checkDataset(ds: Dataset, where: string): Dataset {
+export function checkDataset(ds: Dataset, where: string, bound = 1.0001): Dataset {
   const { N, C, H, W } = ds;
   if (N < 1) throw new DitMoeError('holds no images', where);
   if (ds.images.length !== N * C * H * W) throw new DitMoeError(`images hold ${ds.images.length} values, [${N}, ${C}, ${H}, ${W}] needs ${N * C * H * W}`, where);
   if (H !== W) throw new DitMoeError(`images are ${H}×${W}; the model takes square images`, where);
   for (let i = 0; i < ds.images.length; i++) {
     const v = ds.images[i];
-    if (!(v >= -1.0001 && v <= 1.0001)) throw new DitMoeError(`images value ${i} is ${v}, expected a finite value in [−1, 1]`, where);
+    if (!(v >= -bound && v <= bound) || !Number.isFinite(v)) throw new DitMoeError(`images value ${i} is ${v}, expected a finite value${bound === Infinity ? '' : ' in [−1, 1]'}`, where);
   }
   for (let i = 0; i < N; i++) if (ds.labels[i] >= ds.numClasses) throw new DitMoeError(`labels[${i}] = ${ds.labels[i]} is not below the number of classes ${ds.numClasses}`, where);
   return ds;

@@ -27,6 +27,10 @@ import type { SwigluWeights } from '../ref/moe.js';
 import { withOperandChecks } from '../ref/kernelChecks.js';
 import type { SwigluCall, SwigluBackwardCall } from '../ref/swiglu.js';
 import { dispatchByExpert } from '../ref/moeExperts.js';
+import type { Conv2dShape } from '../ref/vae/conv2d.js';
+import type { BackendHooks } from './hooks.js';
+import { conv2dWasm } from './conv2d.js';
+import { groupNormWasm } from './groupnorm.js';
 
 /** The module's exports (wasm/assembly/*.ts): byte addresses and f32 counts. */
 export interface KernelExports {
@@ -64,6 +68,8 @@ export interface KernelExports {
   scatterAddRowsBackward(dy: number, dweight: number, dout: number, ldo: number, y: number, slots: number, weight: number, k: number, n: number, D: number): void;
   expertForward(y: number, x: number, slots: number, k: number, n: number, D: number, F: number, bg: number, bu: number, bd: number, g: number, u: number, h: number, ap: number, tile: number): void;
   swigluRowsForward(y: number, g: number, u: number, x: number, n: number, D: number, F: number, bg: number, bu: number, bd: number, h: number, ap: number, tile: number): void;
+  conv2dRows(out: number, x: number, bp: number, bias: number, C: number, H: number, W: number, O: number, kh: number, kw: number, stride: number, pT: number, pL: number, Ho: number, Wo: number, p0: number, p1: number, ap: number, cbuf: number, tile: number): void;
+  groupNormGroups(out: number, x: number, w: number, b: number, C: number, S: number, G: number, eps: number, silu: number, g0: number, g1: number): void;
   swigluRowsBackward(dx: number, dwg: number, dwu: number, dwd: number, dout: number, x: number, g: number, u: number, n: number, D: number, F: number, bdT: number, bgT: number, buT: number, h: number, dh: number, dg: number, du: number, ap: number, apT: number, bpT: number, tile: number): void;
 }
 
@@ -550,6 +556,29 @@ class WasmBackend implements WasmKernels {
     } finally {
       s.releaseAll();
     }
+  }
+
+  /** What the operators in their own files (wasm/conv2d.ts, wasm/groupnorm.ts) use of this backend. */
+  private get hooks(): BackendHooks {
+    return (this.hooksMade ??= {
+      exports: () => this.exports as unknown as ReturnType<BackendHooks['exports']>,
+      arena: this.arena,
+      threads: this.threads,
+      packedWeight: (w, N, K) => this.packed(w, N, K, 'nk'),
+      scratch: (body) => this.scratch(body),
+      parts: (flops) => this.parts(flops),
+      runCalls: (calls, scratch) => this.runCalls(calls, scratch),
+      tiles: () => this.tiles,
+    });
+  }
+  private hooksMade?: BackendHooks;
+
+  conv2d(out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, shape: Conv2dShape): void {
+    conv2dWasm(this.hooks, out, x, w, b, shape);
+  }
+
+  groupNorm(out: Float32Array, x: Float32Array, w: Float32Array | null, b: Float32Array | null, N: number, C: number, S: number, G: number, eps: number, silu: boolean): void {
+    groupNormWasm(this.hooks, out, x, w, b, N, C, S, G, eps, silu);
   }
 
   // out[M,N] = x[M,K]·w[N,K]ᵀ + b[N]

@@ -6,6 +6,7 @@ import { runCase, compareTensors, formatCompareLine } from '../../conform/index.
 import { readSafetensorsFile, writeFileAtomic } from '../../node/files.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
 import { loadModelFile, type ModelOptions } from '../loadModel.js';
+import { readStateFile } from '../vaeFiles.js';
 import type { DiTModel } from '../../ref/model.js';
 import type { DiTConfig } from '../../ref/config.js';
 
@@ -28,20 +29,29 @@ export function register(program: Command): void {
     .option('--config <json|file>', 'model configuration when the model file has none')
     .option('--preset <name>', 'model preset when the model file has no configuration')
     .option('--weights <which>', 'for a training checkpoint: model or ema (default for .pt: ema if present)')
+    .option('--encoder <file>', 'kind taesd: the TAESD encoder (--model is the decoder)')
     .requiredOption('--out <file>', 'result file (.safetensors)')
     .addOption(backendOption('ref'))
     .addOption(threadsOption())
-    .action(async (casePath: string, o: { model?: string; out: string; backend: string; threads?: number } & ModelOptions) => {
+    .action(async (casePath: string, o: { model?: string; encoder?: string; out: string; backend: string; threads?: number } & ModelOptions) => {
       const kase = readSafetensorsFile(casePath);
       const kernels = await kernelsFor(o.backend, o.threads);
+      // kinds vae and taesd read their own files (conform/vae.ts); the others a DiT-MoE
+      const own = kase.metadata.kind === 'vae' || kase.metadata.kind === 'taesd';
+      const states = own ? { model: o.model ? await readStateFile(o.model) : undefined, encoder: o.encoder ? await readStateFile(o.encoder) : undefined } : {};
       // the case's config fills what a config-less model file (a .pt) leaves open
-      const model: DiTModel | undefined = o.model ? await loadModelFile(o.model, kernels, { ...o, fallback: caseConfig(kase.metadata) }) : undefined;
+      const model: DiTModel | undefined = o.model && !own ? await loadModelFile(o.model, kernels, { ...o, fallback: caseConfig(kase.metadata) }) : undefined;
       const outs = runCase(kase, {
         kernels,
         where: casePath,
         model: () => {
           if (!model) throw new DitMoeError(`case kind '${kase.metadata.kind}' needs a model: pass --model`, casePath);
           return model;
+        },
+        files: (which) => {
+          const f = states[which];
+          if (!f) throw new DitMoeError(`case kind '${kase.metadata.kind}' needs --${which}`, casePath);
+          return f;
         },
       });
       const metadata: Record<string, string> = { kind: kase.metadata.kind ?? '', source: `dit-moe conform (backend ${kernels.name})` };

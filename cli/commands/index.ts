@@ -8,5 +8,7 @@ import { register as analyze } from './analyze.js';
 import { register as train } from './train.js';
 import { register as evalCmd } from './eval.js';
 import { register as upcycle } from './upcycle.js';
+import { register as decode } from './decode.js';
+import { register as encode } from './encode.js';
 
-export const commands: ((program: Command) => void)[] = [conform, info, sample, convert, train, evalCmd, analyze, upcycle];
+export const commands: ((program: Command) => void)[] = [conform, info, sample, convert, train, evalCmd, analyze, upcycle, decode, encode];

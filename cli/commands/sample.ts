@@ -16,6 +16,7 @@ import { DiTModel } from '../../ref/model.js';
 import { initializeWeights } from '../../ref/init.js';
 import { gridPng, stripBatch, type ImageBatch } from '../../render/images.js';
 import { progressBar } from '../progress.js';
+import { vaeSampleOutput } from '../vaeSample.js';
 
 // the one sampling setup (ref/diffusion/sampling.ts); re-exported for the callers of this module
 export { sampleImages, type SampleRequest } from '../../ref/diffusion/sampling.js';
@@ -56,9 +57,11 @@ export function register(program: Command): void {
     .option('--trajectory <file>', 'also write a PNG strip of the x0 predictions along the way')
     .option('--scale <n>', 'upscale factor of the PNG grid', positiveInt('--scale'))
     .option('--cols <n>', 'columns of the PNG grid (default: about √count)', positiveInt('--cols'))
+    .option('--vae <path>', 'decode the latents with this Stable Diffusion VAE (diffusers folder, .safetensors, .pt/.ckpt): the PNG shows RGB pictures')
+    .option('--preview <taesd>', 'while sampling, decode the x0 predictions with this TAESD decoder into <out>.preview.png')
     .addOption(backendOption('auto'))
     .addOption(threadsOption())
-    .action(async (o: { model?: string; initSeed: number; class?: string; count: number; sampler?: string; steps: number; order?: number; spacing?: string; lowerOrderFinal?: boolean; cfg: number; guidedChannels: string; eta: number; seed: number; out: string; trajectory?: string; scale?: number; cols?: number; backend: string; threads?: number; experts?: number } & ModelOptions) => {
+    .action(async (o: { vae?: string; preview?: string; model?: string; initSeed: number; class?: string; count: number; sampler?: string; steps: number; order?: number; spacing?: string; lowerOrderFinal?: boolean; cfg: number; guidedChannels: string; eta: number; seed: number; out: string; trajectory?: string; scale?: number; cols?: number; backend: string; threads?: number; experts?: number } & ModelOptions) => {
       if (!Number.isFinite(o.cfg)) throw new DitMoeError(`guidance scale '${o.cfg}' is not a finite number`, '--cfg');
       if (!Number.isInteger(o.seed) || o.seed < 0) throw new DitMoeError('must be a non-negative integer', '--seed');
       const guidedChannels = o.guidedChannels === 'all' ? 'all' : Number(o.guidedChannels);
@@ -79,6 +82,7 @@ export function register(program: Command): void {
       const solver = { sampler, steps: o.steps, order: o.order, spacing: o.spacing as DpmSkipType | undefined, lowerOrderFinal: o.lowerOrderFinal };
       checkSampler(solver, objective);
       const c = model.config;
+      const vaeOut = await vaeSampleOutput({ vae: o.vae, preview: o.preview, out: o.out }, c, kernels);
       const labels = parseLabels(o.class, o.count, c.num_classes);
       const frames: ImageBatch[] = [];
       const shown = Math.min(o.count, 8);
@@ -96,14 +100,15 @@ export function register(program: Command): void {
         eta: o.eta,
         onStep: (i, n, _x, predX0) => {
           bar.tick();
+          vaeOut?.onStep(i, n, predX0, o.count);
           if (o.trajectory && (i % keepEvery === 0 || i === n - 1)) frames.push({ data: Float32Array.from(predX0.subarray(0, shown * c.in_channels * c.input_size * c.input_size)), N: shown, C: c.in_channels, H: c.input_size, W: c.input_size });
         },
         });
       } finally {
         bar.stop();
       }
-      const batch: ImageBatch = { data: x, N: o.count, C: c.in_channels, H: c.input_size, W: c.input_size };
-      const scale = o.scale ?? Math.max(1, Math.round(64 / c.input_size));
+      const batch: ImageBatch = vaeOut?.decoder ? vaeOut.decode(x, o.count) : { data: x, N: o.count, C: c.in_channels, H: c.input_size, W: c.input_size };
+      const scale = o.scale ?? Math.max(1, Math.round(64 / batch.H));
       if (/\.png$/i.test(o.out)) writeFileAtomic(o.out, gridPng(batch, o.cols, scale));
       else writeFileAtomic(o.out, serializeSafetensors([['samples', f32([o.count, c.in_channels, c.input_size, c.input_size], x)], ['labels', i64([o.count], labels)]], { sampler, steps: String(o.steps), cfg: String(o.cfg), seed: String(o.seed) }));
       process.stdout.write(`wrote ${o.count} samples to ${o.out}\n`);
