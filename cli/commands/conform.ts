@@ -57,8 +57,10 @@ export function register(program: Command): void {
     .option('--rtol <r>', 'tolerance relative to max(1, max|golden|) for every tensor (default: by kind of tensor)', parseFloat)
     .option('--only-present', 'skip golden tensors the result does not have')
     .action((resultPath: string, goldenPath: string, o: { rtol?: number; onlyPresent?: boolean }) => {
-      if (o.rtol !== undefined && !(o.rtol >= 0)) throw new DitMoeError(`${o.rtol} is not a tolerance ≥ 0`, '--rtol');
+      if (o.rtol !== undefined && !(o.rtol >= 0 && Number.isFinite(o.rtol))) throw new DitMoeError(`${o.rtol} is not a finite tolerance ≥ 0`, '--rtol');
       const lines = compareTensors(readSafetensorsFile(resultPath), readSafetensorsFile(goldenPath), o.rtol).filter((l) => !(o.onlyPresent && l.status === 'missing'));
+      // comparing nothing is not a pass
+      if (!lines.length) throw new DitMoeError(o.onlyPresent ? `the result holds none of the golden file's output tensors` : 'has no output tensors (out.*, grad.*, ...) to compare against', o.onlyPresent ? resultPath : goldenPath);
       for (const l of lines) process.stdout.write(formatCompareLine(l) + '\n');
       const failed = lines.filter((l) => l.status !== 'pass').length;
       process.stdout.write(`${lines.length - failed} passed, ${failed} failed\n`);
