@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DitMoeError } from '../ref/errors.js';
 import { parseSafetensors, type SafeTensors } from '../io/safetensors.js';
+import { cleanStaleTemps } from './outputs.js';
 
 export function readBytes(file: string): Uint8Array {
   try {
@@ -31,6 +32,7 @@ export function writeFileAtomic(file: string, bytes: Uint8Array | string): void 
   } catch (e) {
     throw new DitMoeError(`cannot create folder ${dir} (${(e as NodeJS.ErrnoException).code})`, file);
   }
+  cleanStaleTemps(dir); // what interrupted writes left here
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
   try {
     fs.writeFileSync(tmp, bytes);

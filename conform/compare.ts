@@ -9,6 +9,7 @@
  */
 import type { SafeTensors, StTensor } from '../io/safetensors.js';
 import { asNumbers } from '../io/safetensors.js';
+import { indexStr } from '../ref/tensor.js';
 
 export interface CompareLine {
   name: string;
@@ -24,16 +25,6 @@ export function defaultRtol(name: string, golden: StTensor, kind?: string): numb
   if (/^(grad|rfgrad|adamw2)\./.test(name) || name === 'out.grad_x') return 1e-3;
   if (kind === 'sample') return 1e-3;
   return 2e-4;
-}
-
-/** The index of a flat position in a row-major shape, as "[i, j, ...]". */
-function indexOf(flat: number, shape: readonly number[]): string {
-  const idx: number[] = [];
-  for (let d = shape.length - 1; d >= 0; d--) {
-    idx.unshift(flat % shape[d]);
-    flat = Math.floor(flat / shape[d]);
-  }
-  return `[${idx.join(', ')}]`;
 }
 
 /**
@@ -52,7 +43,7 @@ function judge(name: string, a: ArrayLike<number>, b: ArrayLike<number>, shape: 
     const g = b[i];
     if (!Number.isFinite(x) || !Number.isFinite(g)) {
       if (Object.is(x, g) || (Number.isNaN(x) && Number.isNaN(g))) continue;
-      const detail = `element ${indexOf(i, shape)} is ${x}, golden ${g}`;
+      const detail = `element ${indexStr(i, shape)} is ${x}, golden ${g}`;
       return { name, status: 'fail', maxAbs: NaN, rel: NaN, rtol: exact ? 0 : tol, detail };
     }
     const d = Math.abs(x - g);
@@ -64,7 +55,7 @@ function judge(name: string, a: ArrayLike<number>, b: ArrayLike<number>, shape: 
   const rel = maxAbs / scale;
   const ok = exact ? maxAbs === 0 : rel <= tol;
   const line: CompareLine = { name, status: ok ? 'pass' : 'fail', maxAbs, rel, rtol: exact ? 0 : tol };
-  if (!ok) line.detail = `worst at element ${indexOf(at, shape)}: ${a[at]}, golden ${b[at]}`;
+  if (!ok) line.detail = `worst at element ${indexStr(at, shape)}: ${a[at]}, golden ${b[at]}`;
   return line;
 }
 
