@@ -6,6 +6,7 @@ import { runCase, compareTensors, formatCompareLine } from '../../conform/index.
 import { readSafetensorsFile, writeFileAtomic } from '../files.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
 import { loadModelFile, type ModelOptions } from '../loadModel.js';
+import { refuseOverwritingInputs } from '../outputs.js';
 import type { DiTModel } from '../../ref/model.js';
 import type { DiTConfig } from '../../ref/config.js';
 
@@ -31,7 +32,9 @@ export function register(program: Command): void {
     .requiredOption('--out <file>', 'result file (.safetensors)')
     .addOption(backendOption('ref'))
     .addOption(threadsOption())
+    .option('--allow-nonfinite', 'load weights holding NaN or infinities (to inspect them)')
     .action(async (casePath: string, o: { model?: string; out: string; backend: string; threads?: number } & ModelOptions) => {
+      refuseOverwritingInputs([['--out', o.out]], [['<case>', casePath], ['--model', o.model], ['--config', o.config]]);
       const kase = readSafetensorsFile(casePath);
       const kernels = await kernelsFor(o.backend, o.threads);
       // the case's config fills what a config-less model file (a .pt) leaves open

@@ -6,7 +6,9 @@
 import type { Command } from 'commander';
 import { DitMoeError } from '../../ref/errors.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
-import { numberArg } from '../options.js';
+import { numberArg, nonNegativeInt, positiveInt } from '../options.js';
+import { refuseOverwritingInputs } from '../outputs.js';
+import { checkModelFits } from '../limits.js';
 import { loadModelFile, readModelTensors } from '../loadModel.js';
 import { writeFileAtomic, readSafetensorsFile } from '../files.js';
 import { gridPng } from '../images.js';
@@ -21,34 +23,42 @@ export function register(program: Command): void {
     .description('class-conditional sample quality: 1-nearest-neighbour accuracy over the MNIST pixels and the mean nearest-neighbour distance')
     .requiredOption('--model <file>', 'a model or training checkpoint (.safetensors with __metadata__.config)')
     .option('--weights <which>', 'ema | model: which weights of a training checkpoint (default: ema when present)')
-    .option('--samples <n>', 'number of samples, a multiple of the number of classes', numberArg('--samples', true), 100)
+    .option('--samples <n>', 'number of samples, a multiple of the number of classes', positiveInt('--samples'), 100)
     .option('--data <mnist|file>', 'the reference images of the 1-NN classifier', 'mnist')
     .option('--objective <name>', 'flow | ddpm (default: from the file, else flow)')
-    .option('--steps <n>', 'sampling steps (Euler for flow, DDIM for ddpm)', numberArg('--steps', true), 50)
+    .option('--steps <n>', 'sampling steps (Euler for flow, DDIM for ddpm)', positiveInt('--steps'), 50)
     .option('--cfg <scale>', 'guidance scale', numberArg('--cfg'), 2)
-    .option('--seed <n>', 'seed of the start noise', numberArg('--seed', true), 0)
+    .option('--seed <n>', 'seed of the start noise', nonNegativeInt('--seed'), 0)
     .option('--grid <file.png>', 'also write the samples as a grid (one row per class)')
     .addOption(backendOption('auto'))
     .addOption(threadsOption())
     .option('--json', 'print the report as JSON')
-    .action(async (o: { model: string; weights?: string; samples: number; data: string; objective?: string; steps: number; cfg: number; seed: number; grid?: string; backend: string; threads?: number; json?: boolean }) => {
+    .option('--allow-nonfinite', 'load weights holding NaN or infinities (to inspect them)')
+    .action(async (o: { model: string; weights?: string; samples: number; data: string; objective?: string; steps: number; cfg: number; seed: number; grid?: string; backend: string; threads?: number; json?: boolean; allowNonfinite?: boolean }) => {
+      if (o.weights !== undefined && o.weights !== 'model' && o.weights !== 'ema') throw new DitMoeError(`must be model or ema, not '${o.weights}'`, '--weights');
+      if (o.objective !== undefined && o.objective !== 'flow' && o.objective !== 'ddpm') throw new DitMoeError(`unknown objective '${o.objective}' (flow, ddpm)`, '--objective');
+      if (o.grid !== undefined && !/\.png$/i.test(o.grid)) throw new DitMoeError('must end in .png', '--grid');
+      refuseOverwritingInputs([['--grid', o.grid]], [['--model', o.model], ['--data', o.data]]);
       const data = loadDataset(o.data);
       const kernels = await kernelsFor(o.backend, o.threads);
       // our training checkpoints hold the model's weights and ema.*: the EMA by default when present
       const isPt = /\.(pt|pth|bin|ckpt)$/i.test(o.model);
       const hasEma = !isPt && [...readSafetensorsFile(o.model).tensors.keys()].some((k) => k.startsWith('ema.'));
       const which = o.weights ?? (hasEma ? 'ema' : isPt ? undefined : 'model'); // .pt: the official choice (ema when present)
-      const { metadata } = await readModelTensors(o.model, { weights: which });
-      const model = await loadModelFile(o.model, kernels, { weights: which });
+      const { metadata } = await readModelTensors(o.model, { weights: which, allowNonfinite: o.allowNonfinite });
+      const model = await loadModelFile(o.model, kernels, { weights: which, allowNonfinite: o.allowNonfinite });
       const config = model.config;
       const objective = (o.objective ?? metadata.objective ?? 'flow') as Objective;
-      if (objective !== 'flow' && objective !== 'ddpm') throw new DitMoeError(`unknown objective '${objective}' (flow, ddpm)`, '--objective');
+      if (objective !== 'flow' && objective !== 'ddpm') throw new DitMoeError(`unknown objective '${objective}' in the file (flow, ddpm)`, o.model);
+      if (o.objective !== undefined && metadata.objective !== undefined && o.objective !== metadata.objective) throw new DitMoeError(`was trained with the ${metadata.objective} objective; its numbers under ${o.objective} would mean nothing`, '--objective');
+      if (objective === 'ddpm' && !config.learn_sigma) throw new DitMoeError('this model has no learned sigma; evaluate it with --objective flow', '--objective');
+      checkModelFits(config, kernels, o.cfg !== 1 ? 2 * o.samples : o.samples, `--samples ${o.samples}`);
       const K = Math.min(config.num_classes, data.numClasses);
       if (o.samples % K !== 0 || o.samples < K) throw new DitMoeError(`${o.samples} is not a positive multiple of the ${K} classes`, '--samples');
       if (data.C !== config.in_channels || data.H !== config.input_size) throw new DitMoeError(`reference images are [${data.C}, ${data.H}, ${data.W}], the model makes [${config.in_channels}, ${config.input_size}, ${config.input_size}]`, '--data');
       const perClass = o.samples / K;
       const classes = Array.from({ length: K }, (_, k) => k);
-      const bar = process.stderr.isTTY ? progressBar(o.steps, `sampling ${o.samples}`) : null;
+      const bar = progressBar(o.steps, `sampling ${o.samples}`); // on a terminal a bar, else a line every 5 s
       const t0 = performance.now();
       const { images, labels } = generateSamples(model, classes, perClass, { objective, steps: o.steps, cfg: o.cfg, seed: o.seed }, () => bar?.tick());
       bar?.stop();

@@ -5,6 +5,7 @@ import { DitMoeError } from '../../ref/errors.js';
 import { presetConfig, type DiTConfig } from '../../ref/config.js';
 import { accounting, humanCount } from '../../ref/accounting.js';
 import { readModelWeights, resolveModelConfig, type ResolvedConfig } from '../loadModel.js';
+import { positiveInt } from '../options.js';
 
 /** For an inferred configuration: where the fields the shapes do not show came from. */
 function sourcesLine(r: ResolvedConfig): string {
@@ -30,13 +31,15 @@ export function register(program: Command): void {
     .description('configuration, parameter counts (total, activated) and MACs per image of a model file or preset')
     .argument('[file]', 'model file (.safetensors or .pt)')
     .option('--preset <name>', 'a preset: S/2 S/4 S/8 B/2 B/4 B/8 L/2 L/4 L/8 XL/2 XL/4 XL/8 G/2')
-    .option('--experts <n>', 'number of routed experts for --preset', (v) => parseInt(v, 10))
-    .option('--top-k <k>', 'experts per token for --preset', (v) => parseInt(v, 10))
-    .option('--input-size <n>', 'latent side for --preset (32 = a 256×256 image)', (v) => parseInt(v, 10))
+    .option('--experts <n>', 'number of routed experts for --preset', positiveInt('--experts'))
+    .option('--top-k <k>', 'experts per token for --preset', positiveInt('--top-k'))
+    .option('--input-size <n>', 'latent side for --preset (32 = a 256×256 image)', positiveInt('--input-size'))
     .option('--config <json|file>', 'configuration fields (any subset) when the file has none or to override it')
     .option('--weights <which>', 'for a training checkpoint: model or ema (default for .pt: ema if present)')
-    .action(async (file: string | undefined, o: { preset?: string; experts?: number; topK?: number; inputSize?: number; config?: string; weights?: string }) => {
+    .option('--allow-nonfinite', 'read weights holding NaN or infinities (to inspect them)')
+    .action(async (file: string | undefined, o: { preset?: string; experts?: number; topK?: number; inputSize?: number; config?: string; weights?: string; allowNonfinite?: boolean }) => {
       if (!file && !o.preset) throw new DitMoeError('name a model file or --preset', 'info');
+      if (file) for (const [v, flag] of [[o.experts, '--experts'], [o.topK, '--top-k'], [o.inputSize, '--input-size']] as const) if (v !== undefined) throw new DitMoeError(`shapes a --preset; a model file has its own (state fields with --config)`, flag);
       if (!file) {
         const over: Partial<DiTConfig> = {};
         if (o.experts !== undefined) over.num_experts = o.experts;
