@@ -11,8 +11,13 @@ import { cleanStaleTemps } from './outputs.js';
 
 export function readBytes(file: string): Uint8Array {
   try {
+    // a device or a pipe (/dev/zero, /dev/urandom) would be read forever: only regular files
+    const st = fs.statSync(file);
+    if (st.isDirectory()) throw new DitMoeError('is a folder, expected a file', file);
+    if (!st.isFile()) throw new DitMoeError('is not a regular file (a device or a pipe is never read)', file);
     return new Uint8Array(fs.readFileSync(file));
   } catch (e) {
+    if (e instanceof DitMoeError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new DitMoeError('no such file', file);
     if (code === 'EISDIR') throw new DitMoeError('is a folder, expected a file', file);

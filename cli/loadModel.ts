@@ -98,12 +98,12 @@ export async function readModelTensors(file: string, opts: ModelOptions = {}): P
 }
 
 /** The model's tensors of a model file: for a training checkpoint of ours, `ema.*` (the default, when present) or the plain names (`model`). */
-export async function readModelWeights(file: string, opts: ModelOptions = {}): Promise<{ tensors: Map<string, StTensor>; metadata: Record<string, string> }> {
+export async function readModelWeights(file: string, opts: ModelOptions = {}): Promise<{ tensors: Map<string, StTensor>; metadata: Record<string, string>; fileTensors?: number }> {
   const r = await readModelTensors(file, opts);
   if (opts.weights !== undefined || /\.(pt|pth|bin|ckpt)$/i.test(file)) return r;
   const hasEma = [...r.tensors.keys()].some((k) => k.startsWith('ema.'));
   if (hasEma) (opts.note ?? ((l: string) => process.stderr.write(l + '\n')))(`note: ${file} is a training checkpoint; using its EMA weights (--weights model for the raw ones)`);
-  return { tensors: pickWeights(r.tensors, hasEma ? 'ema' : 'model', file), metadata: r.metadata };
+  return { tensors: pickWeights(r.tensors, hasEma ? 'ema' : 'model', file), metadata: r.metadata, fileTensors: r.tensors.size };
 }
 
 const CHECKPOINT_PREFIX = /^(ema|adam_m|adam_v)\./;

@@ -69,10 +69,11 @@ export function lossCurvePng(series: Series[], width = 640, height = 360): Uint8
   const Bm = 30;
   const xs = series.flatMap((s) => s.x);
   const ys = series.flatMap((s) => s.y).filter(Number.isFinite);
-  const x0 = Math.min(...xs, 0);
-  const x1 = Math.max(...xs, 1);
-  let y0 = ys.length ? Math.min(...ys) : 0;
-  let y1 = ys.length ? Math.max(...ys) : 1;
+  // reduce, not Math.min(...xs): a spread of a long run's 10⁵ steps overflows the call stack
+  const x0 = xs.reduce((m, v) => Math.min(m, v), 0);
+  const x1 = xs.reduce((m, v) => Math.max(m, v), 1);
+  let y0 = ys.length ? ys.reduce((m, v) => Math.min(m, v), Infinity) : 0;
+  let y1 = ys.length ? ys.reduce((m, v) => Math.max(m, v), -Infinity) : 1;
   if (y1 - y0 < 1e-12) {
     y0 -= 0.5;
     y1 += 0.5;

@@ -25,7 +25,7 @@ export function register(program: Command): void {
     .requiredOption('--out <dir>', 'output folder (created if missing)')
     .option('--config <json|file>', 'model configuration when the file has none')
     .option('--preset <name>', 'model preset when the file has no configuration')
-    .option('--weights <which>', 'for a training checkpoint: model or ema (default for .pt: ema if present)')
+    .option('--weights <which>', 'for a training checkpoint: model or ema (default: ema when present, as the official find_model)')
     .option('--samples <n>', 'number of images', positiveInt('--samples'), 8)
     .option('--class <c[,c...]>', 'class label(s), cycled over the samples (default 0, 1, 2, ...)')
     .option('--sampler <name>', 'ddpm | ddim | flow (default: flow for rectified-flow checkpoints, else ddpm)')

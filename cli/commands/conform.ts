@@ -28,7 +28,7 @@ export function register(program: Command): void {
     .option('--model <file>', 'model weights (.safetensors with __metadata__.config, or .pt)')
     .option('--config <json|file>', 'model configuration when the model file has none')
     .option('--preset <name>', 'model preset when the model file has no configuration')
-    .option('--weights <which>', 'for a training checkpoint: model or ema (default for .pt: ema if present)')
+    .option('--weights <which>', 'for a training checkpoint: model or ema (default: ema when present, as the official find_model)')
     .requiredOption('--out <file>', 'result file (.safetensors)')
     .addOption(backendOption('ref'))
     .addOption(threadsOption())

@@ -12,7 +12,7 @@ import { sampleDdim, sampleDdpm, sampleRectifiedFlow, type Guidance, type Diffus
 import { serializeSafetensors, f32, i64 } from '../../io/safetensors.js';
 import { writeFileAtomic } from '../files.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
-import { loadModelWithMetadata, type ModelOptions } from '../loadModel.js';
+import { loadModelWithMetadata, parseConfigFields, type ModelOptions } from '../loadModel.js';
 import { DiTModel } from '../../ref/model.js';
 import { initializeWeights } from '../../ref/init.js';
 import { gridPng, gridSize, stripBatch, type ImageBatch } from '../images.js';
@@ -79,7 +79,7 @@ export function register(program: Command): void {
     .option('--preset <name>', 'model preset when the file has no configuration, or, without --model, the preset to initialise')
     .option('--init-seed <n>', 'seed of the fresh initialisation (without --model)', nonNegativeInt('--init-seed'), 0)
     .option('--experts <n>', 'routed experts of the fresh --preset (without --model; default: the preset\'s)', positiveInt('--experts'))
-    .option('--weights <which>', 'for a training checkpoint: model or ema (default for .pt: ema if present)')
+    .option('--weights <which>', 'for a training checkpoint: model or ema (default: ema when present, as the official find_model)')
     .option('--class <c[,c...]>', 'class label(s), cycled over the samples (default 0, 1, 2, ...)')
     .option('--count <n>', 'number of samples', positiveInt('--count'), 16)
     .option('--sampler <name>', 'ddpm | ddim | flow (default: flow for rectified-flow checkpoints, else ddpm)')
@@ -103,6 +103,7 @@ export function register(program: Command): void {
       if (!/\.(png|safetensors)$/i.test(o.out)) throw new DitMoeError('must end in .png or .safetensors', '--out');
       if (o.trajectory !== undefined && !/\.png$/i.test(o.trajectory)) throw new DitMoeError('must end in .png (the trajectory is a picture)', '--trajectory');
       if (o.model) refuseIgnored(given, [['experts', '--experts'], ['initSeed', '--init-seed']], 'with --model (they shape a fresh --preset; a model file has its own weights)');
+      else refuseIgnored(given, [['weights', '--weights'], ['allowNonfinite', '--allow-nonfinite']], 'without --model (a fresh --preset has no file)');
       if (o.sampler !== undefined && !['ddpm', 'ddim', 'flow'].includes(o.sampler)) throw new DitMoeError(`unknown sampler '${o.sampler}' (ddpm, ddim, flow)`, '--sampler');
       if (o.sampler !== undefined && o.sampler !== 'ddim') refuseIgnored(given, [['eta', '--eta']], `with --sampler ${o.sampler} (DDIM only)`);
       if (o.class !== undefined) parseClassList(o.class);
@@ -113,7 +114,7 @@ export function register(program: Command): void {
       let meta: Record<string, string> = {};
       if (o.model) ({ model, metadata: meta } = await loadModelWithMetadata(o.model, kernels, o));
       else {
-        const c = presetConfig(o.preset!, o.experts !== undefined ? { num_experts: o.experts } : {});
+        const c = presetConfig(o.preset!, { ...(o.config !== undefined ? parseConfigFields(o.config) : {}), ...(o.experts !== undefined ? { num_experts: o.experts } : {}) });
         checkModelFits(c, kernels, 1, `--preset ${o.preset}`);
         model = new DiTModel(c, initializeWeights(c, o.initSeed), kernels);
       }

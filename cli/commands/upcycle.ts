@@ -30,12 +30,12 @@ export function register(program: Command): void {
     .option('--nest <key>', 'for .pt output: nest the state dict under this key (e.g. ema) with the configuration next to it')
     .option('--config <json|file>', 'source configuration fields (any subset) when the file has none')
     .option('--preset <name>', 'source preset when the file has no configuration')
-    .option('--weights <which>', 'for a training checkpoint: model or ema (default for .pt: ema if present)')
+    .option('--weights <which>', 'for a training checkpoint: model or ema (default: ema when present, as the official find_model)')
     .option('--allow-nonfinite', 'load weights holding NaN or infinities (to inspect them)')
     .action(async (input: string, output: string, o: { experts: number; topK?: number; seed: number; nest?: string } & ModelOptions) => {
       const toPt = /\.(pt|pth|ckpt)$/i.test(output);
       if (!toPt && !/\.safetensors$/i.test(output)) throw new DitMoeError('must end in .safetensors or .pt', output);
-      if (o.experts > CONFIG_LIMITS.num_experts) throw new DitMoeError(`'${o.experts}' is more than ${CONFIG_LIMITS.num_experts} experts (a stated limit)`, '--experts');
+      if (o.experts > CONFIG_LIMITS.num_experts) throw new DitMoeError(`'${o.experts}' is too many: at most ${CONFIG_LIMITS.num_experts} experts (a stated limit)`, '--experts');
       if (!toPt && o.nest !== undefined) throw new DitMoeError('nests a .pt state dict; a .safetensors output has no nesting', '--nest');
       refuseOverwritingInputs([['<out>', output]], [['<in>', input], ['--config', o.config]]);
       const { tensors, metadata } = await readModelWeights(input, o);

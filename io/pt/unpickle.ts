@@ -112,8 +112,14 @@ export const ALLOWED_GLOBALS: ReadonlySet<string> = new Set([
 /** Python 2 module names that protocol ≤ 2 pickles use, as Python 3's fix_imports maps them. */
 const PY2_MODULES: Record<string, string> = { __builtin__: 'builtins', copy_reg: 'copyreg' };
 
-/** Explicit bounds (the input's length bounds them too: each push costs at least one byte). */
-export const PICKLE_LIMITS = { maxStack: 1 << 24, maxMarks: 1 << 16, maxMemo: 1 << 24, maxIntBytes: 64 };
+/**
+ * Explicit bounds (the input's length bounds them too: each push costs at least one byte).
+ * maxObjects bounds the containers built (lists, tuples, dicts, sets, objects): each costs
+ * ~100 bytes of heap for one byte of pickle (EMPTY_DICT), so 16 MB of EMPTY_DICT would take
+ * GBs; a real checkpoint builds under ten per tensor (G/2 with 16 experts, its EMA and AdamW
+ * state: ~5·10⁴).
+ */
+export const PICKLE_LIMITS = { maxStack: 1 << 24, maxMarks: 1 << 16, maxMemo: 1 << 24, maxIntBytes: 64, maxObjects: 1 << 20 };
 
 export interface UnpickleOptions {
   /** Prefixes every error (e.g. "model.pt: data.pkl"). */
@@ -195,6 +201,12 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}): PyValue
     if (stack.length >= PICKLE_LIMITS.maxStack) fail(`stack deeper than ${PICKLE_LIMITS.maxStack}`);
     stack.push(v);
   };
+  let objects = 0;
+  /** Counts a container built; past maxObjects the pickle asks for more memory than any checkpoint needs. */
+  const made = <T>(v: T): T => {
+    if (++objects > PICKLE_LIMITS.maxObjects) fail(`builds more than ${PICKLE_LIMITS.maxObjects} containers; no checkpoint holds that many`);
+    return v;
+  };
   /** The lowest stack index above the innermost mark. */
   const floor = () => (marks.length ? marks[marks.length - 1] + 1 : 0);
   const pop = (): PyValue => {
@@ -232,7 +244,7 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}): PyValue
     return STORAGE_TYPES[q] ? new PtStorageType(q, STORAGE_TYPES[q]) : new PyGlobal(q);
   };
   const isTuple = (v: PyValue): v is PyValue[] => Array.isArray(v) && Object.isFrozen(v);
-  const tuple = (items: PyValue[]) => Object.freeze(items) as PyValue[];
+  const tuple = (items: PyValue[]) => made(Object.freeze(items) as PyValue[]);
   const intOf = (v: PyValue, what: string): number => {
     if (typeof v !== 'number' || !Number.isSafeInteger(v)) fail(`${what} is not an integer`);
     return v as number;
@@ -427,10 +439,10 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}): PyValue
         break;
       }
       case 0x5d: // EMPTY_LIST
-        push([]);
+        push(made([]));
         break;
       case 0x6c: // LIST
-        push(popMark());
+        push(made(popMark()));
         break;
       case 0x61: {
         // APPEND
@@ -442,16 +454,16 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}): PyValue
         // APPENDS
         const items = popMark();
         const list = listOf(top(), fail);
-        for (const v of items) list.push(v);
+        for (const v of items) list.push(v); // a loop: push(...items) overflows the call stack past ~10⁵ items
         break;
       }
       case 0x7d: // EMPTY_DICT
-        push(new Map());
+        push(made(new Map()));
         break;
       case 0x64: {
         // DICT
         const items = popMark();
-        push(setItems(new Map(), items, fail));
+        push(setItems(made(new Map()), items, fail));
         break;
       }
       case 0x73: {
@@ -468,18 +480,18 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}): PyValue
         break;
       }
       case 0x8f: // EMPTY_SET
-        push(new PySet([], false));
+        push(made(new PySet([], false)));
         break;
       case 0x90: {
         // ADDITEMS
         const items = popMark();
         const s = top();
         if (!(s instanceof PySet) || s.frozen) fail(`ADDITEMS on ${describe(s)}`);
-        (s as PySet).items.push(...items);
+        for (const v of items) (s as PySet).items.push(v); // not push(...items): that overflows the call stack past ~10⁵ items
         break;
       }
       case 0x91: // FROZENSET
-        push(new PySet(popMark(), true));
+        push(made(new PySet(popMark(), true)));
         break;
       // Memo.
       case 0x68: // BINGET
@@ -524,28 +536,28 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}): PyValue
         const module = line();
         const name = line();
         const g = globalRef(module, name);
-        push(call(g, tuple(popMark())));
+        push(made(call(g, tuple(popMark()))));
         break;
       }
       case 0x6f: {
         // OBJ: the class is the first item above the mark
         const items = popMark();
         if (!items.length) fail('OBJ without a class');
-        push(call(items[0], tuple(items.slice(1))));
+        push(made(call(items[0], tuple(items.slice(1)))));
         break;
       }
       case 0x52: {
         // REDUCE
         const args = pop();
         const fn = pop();
-        push(call(fn, args));
+        push(made(call(fn, args)));
         break;
       }
       case 0x81: {
         // NEWOBJ: cls.__new__(cls, *args)
         const args = pop();
         const cls = pop();
-        push(call(cls, args));
+        push(made(call(cls, args)));
         break;
       }
       case 0x92: {
@@ -554,7 +566,7 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}): PyValue
         const args = pop();
         const cls = pop();
         if (!(kwargs instanceof Map) || kwargs.size) fail('NEWOBJ_EX with keyword arguments is not supported');
-        push(call(cls, args));
+        push(made(call(cls, args)));
         break;
       }
       case 0x62: {
