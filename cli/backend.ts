@@ -15,7 +15,12 @@ export const BACKENDS = ['ref', 'wasm', 'auto'] as const;
 
 /** --backend, an option of every command that computes (default `dflt`). */
 export function backendOption(dflt: (typeof BACKENDS)[number]): Option {
-  return new Option('--backend <name>', 'ref | wasm | auto').choices(BACKENDS).default(dflt);
+  // checked as the command line is parsed, before any work
+  const parse = (v: string) => {
+    if (!(BACKENDS as readonly string[]).includes(v)) throw new DitMoeError(`unknown backend '${v}' (known: ${BACKENDS.join(', ')})`, '--backend');
+    return v;
+  };
+  return new Option('--backend <name>', 'ref | wasm | auto').argParser(parse).default(dflt);
 }
 
 /** --threads, its companion: threads in all for the wasm backend. */

@@ -39,7 +39,6 @@ export function register(program: Command): void {
       if (o.objective !== undefined && o.objective !== 'flow' && o.objective !== 'ddpm') throw new DitMoeError(`unknown objective '${o.objective}' (flow, ddpm)`, '--objective');
       if (o.grid !== undefined && !/\.png$/i.test(o.grid)) throw new DitMoeError('must end in .png', '--grid');
       refuseOverwritingInputs([['--grid', o.grid]], [['--model', o.model], ['--data', o.data]]);
-      const data = loadDataset(o.data);
       const kernels = await kernelsFor(o.backend, o.threads);
       // our training checkpoints hold the model's weights and ema.*: the EMA by default when present
       const isPt = /\.(pt|pth|bin|ckpt)$/i.test(o.model);
@@ -53,6 +52,7 @@ export function register(program: Command): void {
       if (o.objective !== undefined && metadata.objective !== undefined && o.objective !== metadata.objective) throw new DitMoeError(`was trained with the ${metadata.objective} objective; its numbers under ${o.objective} would mean nothing`, '--objective');
       if (objective === 'ddpm' && !config.learn_sigma) throw new DitMoeError('this model has no learned sigma; evaluate it with --objective flow', '--objective');
       checkModelFits(config, kernels, o.cfg !== 1 ? 2 * o.samples : o.samples, `--samples ${o.samples}`);
+      const data = loadDataset(o.data); // after the model's checks: loading MNIST takes a second
       const K = Math.min(config.num_classes, data.numClasses);
       if (o.samples % K !== 0 || o.samples < K) throw new DitMoeError(`${o.samples} is not a positive multiple of the ${K} classes`, '--samples');
       if (data.C !== config.in_channels || data.H !== config.input_size) throw new DitMoeError(`reference images are [${data.C}, ${data.H}, ${data.W}], the model makes [${config.in_channels}, ${config.input_size}, ${config.input_size}]`, '--data');
