@@ -28,8 +28,12 @@ export function threadsOption(): Option {
   return new Option('--threads <n>', `threads for the wasm backend (default: every core, ${os.availableParallelism()} here)`).argParser(positiveInt('--threads'));
 }
 
-export async function kernelsFor(name: string, threads: number = os.availableParallelism()): Promise<Kernels> {
-  if (name === 'ref') return refKernels;
+export async function kernelsFor(name: string, threadsGiven?: number): Promise<Kernels> {
+  if (name === 'ref') {
+    if (threadsGiven !== undefined) throw new DitMoeError('has no effect with --backend ref (it runs on one thread)', '--threads');
+    return refKernels;
+  }
+  let threads = threadsGiven ?? os.availableParallelism();
   if (name !== 'wasm' && name !== 'auto') throw new DitMoeError(`unknown backend '${name}' (known: ${BACKENDS.join(', ')})`, '--backend');
   if (!(Number.isInteger(threads) && threads >= 1)) throw new DitMoeError(`'${threads}' is not a positive number of threads`, '--threads');
   const cores = os.availableParallelism();

@@ -167,6 +167,8 @@ describe('options accepted or ignored that should be errors', () => {
     bad(run('sample', '--model', m, '--sampler', 'flow', '--eta', '0.5'), '--eta', 'no effect');
     bad(run('sample', '--model', m, '--init-seed', '3'), '--init-seed', 'no effect with --model');
     bad(run('sample', '--model', m, '--cfg', '4x'), '--cfg');
+    bad(run('sample', '--model', m, '--backend', 'ref', '--threads', '2'), '--threads', 'no effect with --backend ref');
+    bad(run('conform', G('tiny.forward.safetensors'), '--model', m, '--out', at('result.png')), '--out', '.safetensors');
     bad(run('info', m, '--experts', '4'), '--experts');
     bad(run('convert', m, at('c.pt'), '--dtype', 'f16'), '--dtype');
     bad(run('convert', m, at('c.safetensors'), '--nest', 'ema', '--dtype', 'f16'), '--nest');

@@ -34,6 +34,7 @@ export function register(program: Command): void {
     .addOption(threadsOption())
     .option('--allow-nonfinite', 'load weights holding NaN or infinities (to inspect them)')
     .action(async (casePath: string, o: { model?: string; out: string; backend: string; threads?: number } & ModelOptions) => {
+      if (!/\.safetensors$/i.test(o.out)) throw new DitMoeError('must end in .safetensors (the result is a safetensors file)', '--out');
       refuseOverwritingInputs([['--out', o.out]], [['<case>', casePath], ['--model', o.model], ['--config', o.config]]);
       const kase = readSafetensorsFile(casePath);
       const kernels = await kernelsFor(o.backend, o.threads);
