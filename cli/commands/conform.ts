@@ -1,6 +1,7 @@
 /** `dit-moe conform CASE --model MODEL --out RESULT [--backend ref]` and `dit-moe compare RESULT GOLDEN [--rtol R]`. */
 import type { Command } from 'commander';
 import { DitMoeError } from '../../ref/errors.js';
+import { numberArg } from '../options.js';
 import { serializeSafetensors } from '../../io/safetensors.js';
 import { runCase, compareTensors, formatCompareLine } from '../../conform/index.js';
 import { readSafetensorsFile, writeFileAtomic } from '../files.js';
@@ -58,7 +59,7 @@ export function register(program: Command): void {
     .description('compare a result with a golden file, one line per tensor; exit 1 if any fails')
     .argument('<result>', 'result file from dit-moe conform')
     .argument('<golden>', 'golden file')
-    .option('--rtol <r>', 'tolerance relative to max(1, max|golden|) for every tensor (default: by kind of tensor)', parseFloat)
+    .option('--rtol <r>', 'tolerance relative to max(1, max|golden|) for every tensor (default: by kind of tensor)', numberArg('--rtol'))
     .option('--only-present', 'skip golden tensors the result does not have')
     .action((resultPath: string, goldenPath: string, o: { rtol?: number; onlyPresent?: boolean }) => {
       if (o.rtol !== undefined && !(o.rtol >= 0 && Number.isFinite(o.rtol))) throw new DitMoeError(`${o.rtol} is not a finite tolerance ≥ 0`, '--rtol');
