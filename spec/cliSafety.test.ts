@@ -105,7 +105,8 @@ describe('training runs are not lost', () => {
     // (6) and a temporary file of an interrupted write, by a process that is gone (pid 2^22 + 1 is above Linux's pid_max)
     const stale = path.join(a, `.checkpoint.safetensors.${2 ** 22 + 1}.1700000000000.tmp`);
     fs.writeFileSync(stale, 'partial');
-    const r3 = run(...TRAIN, '--resume', '--out', a);
+    // --resume FILE without --out continues in FILE's folder
+    const r3 = run(...TRAIN, '--resume', path.join(a, 'checkpoint.safetensors'));
     expect(r3.code, r3.err).toBe(0);
     expect(r3.err).toContain('complete at step 3');
     expect(fs.existsSync(path.join(a, 'model.safetensors'))).toBe(true);

@@ -83,7 +83,7 @@ export function register(program: Command): void {
     .option('--ema <decay>', 'keep an EMA of the weights with this decay (0: none)', numberArg('--ema'), 0)
     .option('--no-ema-warmup', 'EMA decay fixed from the start (default: min(decay, (1+s)/(10+s)))')
     .option('--seed <n>', 'seed of the initial weights, batch order, noise and samples', nonNegativeInt('--seed'), 0)
-    .option('--out <dir>', 'output folder', 'runs/train')
+    .option('--out <dir>', "output folder (with --resume FILE: FILE's folder)", 'runs/train')
     .option('--resume [checkpoint]', 'continue the run of --out (or of the given checkpoint file, into its own folder or an empty --out); a finished run gets its missing outputs')
     .addOption(backendOption('auto'))
     .addOption(threadsOption())
@@ -100,6 +100,8 @@ export function register(program: Command): void {
       const objective = o.objective as Objective;
       if (objective !== 'flow' && objective !== 'ddpm') throw new DitMoeError(`unknown objective '${o.objective}' (flow, ddpm)`, '--objective');
       if (o.timeLimit !== undefined && !(o.timeLimit > 0)) throw new DitMoeError(`${o.timeLimit} is not a positive number of minutes`, '--time-limit');
+      // --resume FILE without --out continues in FILE's own folder (not in the default runs/train)
+      if (typeof o.resume === 'string' && !explicit('out')) o.out = path.dirname(o.resume);
       checkOutputFolder('--out', o.out);
       const resumeFile = o.resume ? (typeof o.resume === 'string' ? o.resume : checkpointPath(o.out)) : undefined;
       if (resumeFile !== undefined) checkResumeInto(resumeFile, o.out);
