@@ -120,6 +120,7 @@ describe('training runs are not lost', () => {
     bad(run(...TRAIN, '--log-every', '0', '--out', out), '--log-every');
     bad(run(...TRAIN, '--time-limit', '-1', '--out', out), '--time-limit');
     bad(run(...TRAIN, '--seed', '1.5', '--out', out), '--seed');
+    bad(run(...TRAIN, '--samples-per-class', '100000000', '--out', out), '--samples-per-class', 'needs about');
     expect(fs.existsSync(out)).toBe(false);
     fs.writeFileSync(at('a-file'), '');
     bad(run(...TRAIN, '--out', at('a-file')), 'exists and is not a folder');

@@ -12,7 +12,8 @@ import { initializeWeights } from '../../ref/init.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
 import { numberArg, positiveInt, nonNegativeInt } from '../options.js';
 import { refuseOverwritingInputs, checkOutputFolder, cleanStaleTemps } from '../outputs.js';
-import { checkBytes, weightBytes, activationBytes } from '../limits.js';
+import { checkBytes, checkPixels, weightBytes, activationBytes } from '../limits.js';
+import { gridSize } from '../images.js';
 import { parseConfigOption } from '../loadModel.js';
 import { progressBar } from '../progress.js';
 import { loadDataset, datasetIdentity, type DatasetIdentity } from '../../train/data.js';
@@ -170,6 +171,11 @@ export function register(program: Command): void {
       // weights, gradients, two AdamW moments and the EMA; the activations of a micro-batch kept for the backward
       const weights = weightBytes(config);
       checkBytes(5 * weights + 3 * activationBytes(config, args.microBatch), `training this model (${(weights / 1e9).toFixed(2)} GB of weights) with micro-batches of ${args.microBatch}`, '--micro-batch');
+      // the sample grids: up to 10 classes × --samples-per-class images, guided (twice the batch)
+      const gridImages = Math.min(10, config.num_classes) * o.samplesPerClass;
+      checkBytes(2 * weights + activationBytes(config, 2 * gridImages), `sample grids of ${gridImages} images`, '--samples-per-class');
+      const grid = gridSize(gridImages, config.input_size, config.input_size, o.samplesPerClass, 2);
+      checkPixels(grid.width, grid.height, '--samples-per-class');
       const model = new DiTModel(config, initializeWeights(config, args.seed), kernels);
       const tr = new Trainer(model, data, args);
       const removed = cleanStaleTemps(o.out);
