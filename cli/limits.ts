@@ -4,9 +4,11 @@
  * request beyond the memory this process may use is one line naming the option, not a V8 heap
  * abort after a minute or a RangeError.
  *
- * The wasm backend holds the weights and activations in one wasm32 memory. Today it is used to
- * 2 GiB (past that the kernels' byte offsets do not hold), so larger models are refused with a
- * clear error; the big-models work (issue 12) raises WASM_MEMORY_BYTES where it makes them fit.
+ * The wasm backend holds the weights and activations in one wasm32 memory. Today only its first
+ * 2 GiB are usable: wasm/arena.ts turns byte addresses into f32 indices with `p >> 2`, a signed
+ * shift, so an address past 2³¹ becomes a negative index ("offset is out of bounds" for B/2).
+ * Larger models are refused with a clear error; the big-models work (issue 12) raises
+ * WASM_MEMORY_BYTES where it makes them fit.
  */
 import * as os from 'node:os';
 import { DitMoeError } from '../ref/errors.js';
