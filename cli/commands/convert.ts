@@ -19,6 +19,7 @@ const ST = /\.safetensors$/i;
 export function castSafetensors(bytes: Uint8Array, dtype: 'F32' | 'F16' | 'BF16', where: string, weights?: 'model' | 'ema'): Uint8Array {
   const st = parseSafetensors(bytes, where);
   const hasEma = [...st.tensors.keys()].some((k) => k.startsWith('ema.'));
+  if (weights === undefined && hasEma) process.stderr.write(`note: ${where} is a training checkpoint; writing its EMA weights (--weights model for the raw ones)\n`);
   const tensors = pickWeights(st.tensors, weights ?? (hasEma ? 'ema' : 'model'), where);
   const entries = [...tensors.entries()].map(([name, t]): [string, StTensor] => [name, t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16' || t.dtype === 'F64' ? { ...t, dtype, data: Float32Array.from(t.data as ArrayLike<number>) } : t]);
   return serializeSafetensors(entries, st.metadata);
