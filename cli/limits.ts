@@ -53,7 +53,8 @@ export function activationBytes(c: DiTConfig, images: number): number {
 export function checkModelFits(c: DiTConfig, kernels: Kernels, images: number, where: string): void {
   const weights = weightBytes(c);
   const total = weights + activationBytes(c, images);
-  if (kernels.name.startsWith('wasm')) checkBytes(total, `the model (${GB(weights)} of weights) with a batch of ${images} images`, where, WASM_MEMORY_BYTES, 'the wasm backend does not hold models this large yet: use --backend ref, or fewer images');
+  const remedy = weights + activationBytes(c, 1) > WASM_MEMORY_BYTES ? 'the wasm backend does not hold models this large yet: use --backend ref' : 'use fewer images at once (or --backend ref)';
+  if (kernels.name.startsWith('wasm')) checkBytes(total, `the model (${GB(weights)} of weights) with a batch of ${images} images`, where, WASM_MEMORY_BYTES, remedy);
   checkBytes(2 * weights + activationBytes(c, images), `the model (${GB(weights)} of weights) with a batch of ${images} images`, where);
 }
 
