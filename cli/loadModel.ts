@@ -9,9 +9,10 @@
  *                                preset table and the official defaults
  * and the fields of --config (a JSON object or a file holding one, any subset of the fields)
  * override the result. The configuration is then checked against the file tensor by tensor.
- * `--weights model|ema` picks the weights of a training checkpoint: for .pt, `ema` when present
- * (the official `find_model`), else `model`; for our safetensors checkpoints (plain names plus
- * `ema.*`), the plain names unless `ema` is asked for.
+ * `--weights model|ema` picks the weights of a training checkpoint: by default `ema` when present
+ * (the official `find_model`), else `model`, for .pt and for our safetensors checkpoints (plain
+ * names plus `ema.*`) alike; a note says which when the file holds both.
+ * Every float tensor read must be finite (cli/finite.ts) unless `allowNonfinite`.
  */
 import * as fs from 'node:fs';
 import { DitMoeError } from '../core/errors.js';
@@ -21,6 +22,7 @@ import { inferConfig, checkConfigFits, FORWARD_RELEVANT_DEFAULTS, type FieldSour
 import type { Kernels } from '../ref/kernels.js';
 import type { StTensor } from '../io/safetensors.js';
 import { readBytes, readSafetensorsFile } from '../node/files.js';
+import { checkFiniteTensors } from './finite.js';
 
 export interface ModelOptions {
   config?: string; // JSON text or a file holding it
@@ -30,6 +32,8 @@ export interface ModelOptions {
   fallback?: Partial<DiTConfig>;
   /** Where notes go (default: one line on stderr). */
   note?: (line: string) => void;
+  /** Load weights holding NaN or infinities (--allow-nonfinite); refused otherwise. */
+  allowNonfinite?: boolean;
 }
 
 export interface ResolvedConfig {
@@ -85,16 +89,21 @@ export async function readModelTensors(file: string, opts: ModelOptions = {}): P
   if (/\.(pt|pth|bin|ckpt)$/i.test(file)) {
     const { readPtCheckpoint } = await import('../io/pt/checkpoint.js');
     const ck = readPtCheckpoint(readBytes(file), file, { weights });
+    if (!opts.allowNonfinite) checkFiniteTensors(ck.stateDict, file);
     return { tensors: ck.stateDict, metadata: ck.metadata };
   }
   const st = readSafetensorsFile(file);
+  if (!opts.allowNonfinite) checkFiniteTensors(st.tensors, file);
   return weights === undefined ? st : { tensors: pickWeights(st.tensors, weights, file), metadata: st.metadata };
 }
 
-/** The model's tensors of a model file: for a training checkpoint of ours, the plain names (`model`, the default) or `ema.*`. */
-export async function readModelWeights(file: string, opts: ModelOptions = {}): Promise<{ tensors: Map<string, StTensor>; metadata: Record<string, string> }> {
+/** The model's tensors of a model file: for a training checkpoint of ours, `ema.*` (the default, when present) or the plain names (`model`). */
+export async function readModelWeights(file: string, opts: ModelOptions = {}): Promise<{ tensors: Map<string, StTensor>; metadata: Record<string, string>; fileTensors?: number }> {
   const r = await readModelTensors(file, opts);
-  return opts.weights === undefined && !/\.(pt|pth|bin|ckpt)$/i.test(file) ? { tensors: pickWeights(r.tensors, 'model', file), metadata: r.metadata } : r;
+  if (opts.weights !== undefined || /\.(pt|pth|bin|ckpt)$/i.test(file)) return r;
+  const hasEma = [...r.tensors.keys()].some((k) => k.startsWith('ema.'));
+  if (hasEma) (opts.note ?? ((l: string) => process.stderr.write(l + '\n')))(`note: ${file} is a training checkpoint; using its EMA weights (--weights model for the raw ones)`);
+  return { tensors: pickWeights(r.tensors, hasEma ? 'ema' : 'model', file), metadata: r.metadata, fileTensors: r.tensors.size };
 }
 
 const CHECKPOINT_PREFIX = /^(ema|adam_m|adam_v)\./;

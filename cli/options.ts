@@ -26,3 +26,17 @@ export function onOff(name: string): (v: string) => boolean {
     throw new DitMoeError(`'${v}' is neither on nor off`, name);
   };
 }
+
+/** An integer ≥ 0 (a seed, an index), or a one-line error naming the option. */
+export function nonNegativeInt(name: string): (v: string) => number {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isSafeInteger(n) || n < 0) throw new DitMoeError(`'${v}' is not an integer ≥ 0`, name);
+    return n;
+  };
+}
+
+/** Options given on the command line (not defaults) that the chosen mode ignores: an error naming the first, since an ignored option is a silent surprise. */
+export function refuseIgnored(given: (key: string) => boolean, options: [key: string, flag: string][], why: string): void {
+  for (const [key, flag] of options) if (given(key)) throw new DitMoeError(`has no effect ${why}`, flag);
+}

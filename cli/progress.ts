@@ -25,7 +25,7 @@ export function progressBar(total: number, label: string, extra = ''): Progress 
     tick(payload = {}) {
       if (done === 0) {
         start = Date.now();
-        bar.start(total, 0, { rate: '0.00' });
+        bar.start(total, 0, { rate: '0.00', ...payload }); // the first frame shows the payload too, not its {placeholders}
       }
       done++;
       const rate = done / Math.max(1e-3, (Date.now() - start) / 1000);

@@ -10,6 +10,7 @@
  */
 import type { SafeTensors, StTensor } from '../io/safetensors.js';
 import { asNumbers } from '../io/safetensors.js';
+import { indexStr } from '../core/tensor.js';
 
 export interface CompareLine {
   name: string;
@@ -30,6 +31,38 @@ export function defaultRtol(name: string, golden: StTensor, kind?: string): numb
   return 2e-4;
 }
 
+/**
+ * Judges one tensor. An element where one side is non-finite and the other is not (or both are
+ * infinite with opposite signs) fails whatever the tolerance, and is named; NaN on both sides,
+ * or the same infinity, is agreement (a golden value may be deliberately non-finite). Among
+ * finite elements the largest |result − golden| is named when it fails.
+ */
+function judge(name: string, a: ArrayLike<number>, b: ArrayLike<number>, shape: readonly number[], tol: number, exact: boolean): CompareLine {
+  let scale = 1;
+  for (let i = 0; i < b.length; i++) if (Number.isFinite(b[i])) scale = Math.max(scale, Math.abs(b[i]));
+  let maxAbs = 0;
+  let at = -1;
+  for (let i = 0; i < b.length; i++) {
+    const x = a[i];
+    const g = b[i];
+    if (!Number.isFinite(x) || !Number.isFinite(g)) {
+      if (Object.is(x, g) || (Number.isNaN(x) && Number.isNaN(g))) continue;
+      const detail = `element ${indexStr(i, shape)} is ${x}, golden ${g}`;
+      return { name, status: 'fail', maxAbs: NaN, rel: NaN, rtol: exact ? 0 : tol, detail };
+    }
+    const d = Math.abs(x - g);
+    if (d > maxAbs) {
+      maxAbs = d;
+      at = i;
+    }
+  }
+  const rel = maxAbs / scale;
+  const ok = exact ? maxAbs === 0 : rel <= tol;
+  const line: CompareLine = { name, status: ok ? 'pass' : 'fail', maxAbs, rel, rtol: exact ? 0 : tol };
+  if (!ok) line.detail = `worst at element ${indexStr(at, shape)}: ${a[at]}, golden ${b[at]}`;
+  return line;
+}
+
 export function compareTensors(result: SafeTensors, golden: SafeTensors, rtol?: number): CompareLine[] {
   const lines: CompareLine[] = [];
   const kind = golden.metadata.kind;
@@ -42,23 +75,11 @@ export function compareTensors(result: SafeTensors, golden: SafeTensors, rtol?: 
       lines.push({ name, status: 'missing', maxAbs: NaN, rel: NaN, rtol: tol, detail: 'not in the result' });
       continue;
     }
-    if (r.shape.join() !== g.shape.join()) {
+    if (r.shape.join() !== g.shape.join() || r.data.length !== g.data.length) {
       lines.push({ name, status: 'shape', maxAbs: NaN, rel: NaN, rtol: tol, detail: `shape [${r.shape.join(', ')}], golden [${g.shape.join(', ')}]` });
       continue;
     }
-    const a = asNumbers(r);
-    const b = asNumbers(g);
-    const exact = g.dtype === 'I64' || g.dtype === 'I32';
-    let maxAbs = 0;
-    let scale = 1;
-    for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]));
-    for (let i = 0; i < b.length; i++) {
-      const d = Math.abs(a[i] - b[i]);
-      if (!(d <= maxAbs)) maxAbs = d; // NaN propagates as a failure
-    }
-    const rel = maxAbs / scale;
-    const ok = exact ? maxAbs === 0 : rel <= tol;
-    lines.push({ name, status: ok ? 'pass' : 'fail', maxAbs, rel, rtol: exact ? 0 : tol });
+    lines.push(judge(name, asNumbers(r), asNumbers(g), g.shape, tol, g.dtype === 'I64' || g.dtype === 'I32'));
   }
   return lines;
 }

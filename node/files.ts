@@ -7,11 +7,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DitMoeError } from '../core/errors.js';
 import { parseSafetensors, type SafeTensors } from '../io/safetensors.js';
+import { cleanStaleTemps } from './outputs.js';
 
 export function readBytes(file: string): Uint8Array {
   try {
+    // a device or a pipe (/dev/zero, /dev/urandom) would be read forever: only regular files
+    const st = fs.statSync(file);
+    if (st.isDirectory()) throw new DitMoeError('is a folder, expected a file', file);
+    if (!st.isFile()) throw new DitMoeError('is not a regular file (a device or a pipe is never read)', file);
     return new Uint8Array(fs.readFileSync(file));
   } catch (e) {
+    if (e instanceof DitMoeError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new DitMoeError('no such file', file);
     if (code === 'EISDIR') throw new DitMoeError('is a folder, expected a file', file);
@@ -31,6 +37,7 @@ export function writeFileAtomic(file: string, bytes: Uint8Array | string): void 
   } catch (e) {
     throw new DitMoeError(`cannot create folder ${dir} (${(e as NodeJS.ErrnoException).code})`, file);
   }
+  cleanStaleTemps(dir); // what interrupted writes left here
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
   try {
     fs.writeFileSync(tmp, bytes);

@@ -87,6 +87,27 @@ export function presetConfig(name: string, overrides: Partial<DiTConfig> = {}): 
   return validateConfig({ ...DEFAULT_CONFIG, use_flash_attn: flash, ...p, ...overrides });
 }
 
+/**
+ * Upper bounds of the integer fields, so a configuration cannot ask for more than any model
+ * could use before a single array is sized from it (a depth of 10⁹ would build 10⁹ blocks of
+ * parameter names). Each is far above the paper's largest model (G/2: depth 40, hidden 1408,
+ * 16 experts) and below what the structure tables can hold in memory (depth × experts × 3
+ * expert tensors ≤ 786k names).
+ */
+export const CONFIG_LIMITS: Record<(typeof INT_FIELDS)[number], number> = {
+  input_size: 1024,
+  patch_size: 1024,
+  in_channels: 256,
+  hidden_size: 32768,
+  depth: 256,
+  num_heads: 32768,
+  num_classes: 1_000_000,
+  num_experts: 1024,
+  num_experts_per_tok: 1024,
+  frequency_embedding_size: 65536,
+  n_shared_experts: 256,
+};
+
 const INT_FIELDS = ['input_size', 'patch_size', 'in_channels', 'hidden_size', 'depth', 'num_heads', 'num_classes', 'num_experts', 'num_experts_per_tok', 'frequency_embedding_size', 'n_shared_experts'] as const;
 const BOOL_FIELDS = ['learn_sigma', 'norm_topk_prob', 'seq_aux', 'use_flash_attn'] as const;
 const NUM_FIELDS = ['mlp_ratio', 'class_dropout_prob', 'aux_loss_alpha'] as const;
@@ -102,6 +123,7 @@ export function validateConfig(raw: unknown, where = 'config'): DiTConfig {
   const c = { ...DEFAULT_CONFIG, ...(raw as Partial<DiTConfig>) };
   const bad = (field: string, want: string) => new DitMoeError(`${field} = ${JSON.stringify((c as unknown as Record<string, unknown>)[field])}, expected ${want}`, where);
   for (const f of INT_FIELDS) if (!Number.isInteger(c[f]) || c[f] < (f === 'n_shared_experts' ? 0 : 1)) throw bad(f, f === 'n_shared_experts' ? 'an integer ≥ 0' : 'a positive integer');
+  for (const f of INT_FIELDS) if (c[f] > CONFIG_LIMITS[f]) throw bad(f, `at most ${CONFIG_LIMITS[f]} (a stated limit: see CONFIG_LIMITS)`);
   for (const f of BOOL_FIELDS) if (typeof c[f] !== 'boolean') throw bad(f, 'true or false');
   for (const f of NUM_FIELDS) if (typeof c[f] !== 'number' || !Number.isFinite(c[f]) || c[f] < 0) throw bad(f, 'a finite number ≥ 0');
   if (c.input_size % c.patch_size !== 0) throw bad('patch_size', `a divisor of input_size ${c.input_size}`);
@@ -109,6 +131,7 @@ export function validateConfig(raw: unknown, where = 'config'): DiTConfig {
   if (c.hidden_size % 4 !== 0) throw bad('hidden_size', 'a multiple of 4 (the 2-D sin-cos position embedding splits it in four)');
   if (c.num_experts_per_tok > c.num_experts) throw bad('num_experts_per_tok', `at most num_experts = ${c.num_experts}`);
   if (c.class_dropout_prob > 1) throw bad('class_dropout_prob', 'a probability in [0, 1]');
+  if (c.mlp_ratio > 64) throw bad('mlp_ratio', 'at most 64 (a stated limit)');
   if (!Number.isInteger(c.mlp_ratio * c.hidden_size)) throw bad('mlp_ratio', 'a ratio giving an integer expert width');
   if (c.frequency_embedding_size % 2 !== 0) throw bad('frequency_embedding_size', 'an even number');
   return c;

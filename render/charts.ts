@@ -43,10 +43,11 @@ export function lineChart(spec: LineChartSpec): Svg {
   const height = spec.height ?? 400;
   const xs = spec.series.flatMap((s) => s.x);
   const ys = spec.series.flatMap((s) => s.y).filter(Number.isFinite);
-  const x0 = Math.min(...xs, 0);
-  const x1 = Math.max(...xs, 1);
-  let y0 = ys.length ? Math.min(...ys) : 0;
-  let y1 = ys.length ? Math.max(...ys) : 1;
+  // reduce, not Math.min(...xs): a run of 10⁵ steps would overflow the argument stack
+  const x0 = xs.reduce((a, b) => Math.min(a, b), 0);
+  const x1 = xs.reduce((a, b) => Math.max(a, b), 1);
+  let y0 = ys.length ? ys.reduce((a, b) => Math.min(a, b)) : 0;
+  let y1 = ys.length ? ys.reduce((a, b) => Math.max(a, b)) : 1;
   if (y1 - y0 < 1e-12) [y0, y1] = [y0 - 0.5, y1 + 0.5];
   let yt = niceTicks(y0, y1, 5);
   if (yt.length > 1) {

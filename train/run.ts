@@ -145,6 +145,9 @@ export async function runTraining(tr: Trainer, o: RunOutputs, resumeFrom: { ck: 
     await new Promise((r) => setImmediate(r)); // let signals and the progress bar through
   }
   if (lastGood !== tr.step) saveCheckpoint();
+  // a resumed run that was already complete (killed before its last outputs) gets them now
+  const lastGrid = path.join(o.out, 'samples', `step-${String(tr.step).padStart(6, '0')}.png`);
+  if (!fs.existsSync(lastGrid)) writeSampleGrid(lastGrid, tr, o);
   writeFileAtomic(path.join(o.out, 'model.safetensors'), serializeModel(tr, true));
   writeLossPlot(plotFile, logs);
   return logs;

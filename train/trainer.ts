@@ -50,6 +50,8 @@ export interface TrainArgs {
   ema: number; // decay; 0: no EMA
   emaWarmup: boolean;
   seed: number;
+  /** The data set the run trains on (train/data.ts datasetIdentity), checked on resume; absent in older checkpoints. */
+  data?: { path: string; header_sha256: string };
 }
 
 export const DEFAULT_TRAIN_ARGS: TrainArgs = {
@@ -90,6 +92,7 @@ export function checkTrainArgs(a: TrainArgs, model: DiTModel, data: Dataset): Tr
   const bad = (field: string, msg: string) => new DitMoeError(msg, `--${field}`);
   if (a.objective !== 'flow' && a.objective !== 'ddpm') throw bad('objective', `unknown objective '${a.objective as string}' (flow, ddpm)`);
   if (a.tSampling !== 'logit_normal' && a.tSampling !== 'uniform') throw bad('t-sampling', `unknown time sampling '${a.tSampling as string}' (logit_normal, uniform)`);
+  if (a.schedule !== 'constant' && a.schedule !== 'cosine') throw bad('schedule', `unknown schedule '${a.schedule as string}' (constant, cosine)`);
   if (a.objective === 'ddpm' && !c.learn_sigma) throw bad('objective', 'ddpm needs a model with learn_sigma true (the hybrid loss learns the variance)');
   for (const f of ['steps', 'batch', 'microBatch'] as const) if (!Number.isInteger(a[f]) || a[f] < 1) throw bad(f, `${f} = ${a[f]}, expected a positive integer`);
   if (a.batch % a.microBatch !== 0) throw bad('micro-batch', `batch ${a.batch} is not a multiple of the micro-batch ${a.microBatch}`);

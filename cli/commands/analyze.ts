@@ -5,14 +5,15 @@
  * map, the samples, stats.json and index.html (analysis/report.ts).
  */
 import type { Command } from 'commander';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DitMoeError } from '../../core/errors.js';
-import { positiveInt } from '../options.js';
+import { positiveInt, nonNegativeInt, numberArg } from '../options.js';
+import { refuseOverwritingInputs, checkOutputFolder } from '../../node/outputs.js';
+import { checkModelFits } from '../limits.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
 import { loadModelFile, readModelTensors, type ModelOptions } from '../loadModel.js';
 import { progressBar } from '../progress.js';
-import { parseLabels, type SampleRequest } from './sample.js';
+import { parseLabels, parseClassList, type SampleRequest } from './sample.js';
 import { runAnalysis, writeAnalysis } from '../../analysis/report.js';
 
 
@@ -24,28 +25,33 @@ export function register(program: Command): void {
     .requiredOption('--out <dir>', 'output folder (created if missing)')
     .option('--config <json|file>', 'model configuration when the file has none')
     .option('--preset <name>', 'model preset when the file has no configuration')
-    .option('--weights <which>', 'for a training checkpoint: model or ema (default for .pt: ema if present)')
+    .option('--weights <which>', 'for a training checkpoint: model or ema (default: ema when present, as the official find_model)')
     .option('--samples <n>', 'number of images', positiveInt('--samples'), 8)
     .option('--class <c[,c...]>', 'class label(s), cycled over the samples (default 0, 1, 2, ...)')
     .option('--sampler <name>', 'ddpm | ddim | flow (default: flow for rectified-flow checkpoints, else ddpm)')
     .option('--steps <n>', 'sampling steps', positiveInt('--steps'), 50)
-    .option('--cfg <scale>', 'guidance scale (1 = none)', parseFloat, 4)
+    .option('--cfg <scale>', 'guidance scale (1 = none)', numberArg('--cfg'), 4)
     .option('--guided-channels <n|all>', "channels guided: 'all' (standard) or 3 (the official forward_with_cfg)", 'all')
-    .option('--seed <n>', 'random seed', (v) => parseInt(v, 10), 0)
-    .option('--watch <i>', 'the image shown patch by patch in expert_map.png', (v) => parseInt(v, 10), 0)
+    .option('--seed <n>', 'random seed', nonNegativeInt('--seed'), 0)
+    .option('--watch <i>', 'the image shown patch by patch in expert_map.png', nonNegativeInt('--watch'), 0)
     .option('--map-steps <n>', 'steps shown in expert_map.png', positiveInt('--map-steps'), 4)
     .option('--raw', 'also write routing.safetensors: every step\'s chosen experts and weights per token (grows with steps × images)')
     .addOption(backendOption('auto'))
     .addOption(threadsOption())
+    .option('--allow-nonfinite', 'load weights holding NaN or infinities (to inspect them)')
     .action(async (o: { model: string; out: string; samples: number; class?: string; sampler?: string; steps: number; cfg: number; guidedChannels: string; seed: number; watch: number; mapSteps: number; raw?: boolean; backend: string; threads?: number } & ModelOptions) => {
-      if (!Number.isFinite(o.cfg)) throw new DitMoeError(`guidance scale '${o.cfg}' is not a finite number`, '--cfg');
-      if (!Number.isInteger(o.seed) || o.seed < 0) throw new DitMoeError('must be a non-negative integer', '--seed');
-      if (!Number.isInteger(o.watch) || o.watch < 0 || o.watch >= o.samples) throw new DitMoeError(`must be an image index in [0, ${o.samples - 1}]`, '--watch');
-      const guidedChannels = o.guidedChannels === 'all' ? 'all' : Number(o.guidedChannels);
-      if (guidedChannels !== 'all' && !(Number.isInteger(guidedChannels) && guidedChannels >= 0)) throw new DitMoeError(`'${o.guidedChannels}' is neither 'all' nor a channel count`, '--guided-channels');
-      if (fs.existsSync(o.out) && !fs.statSync(o.out).isDirectory()) throw new DitMoeError('exists and is not a folder', o.out);
+      if (o.watch >= o.samples) throw new DitMoeError(`must be an image index in [0, ${o.samples - 1}]`, '--watch');
+      const guidedChannels = o.guidedChannels === 'all' ? 'all' : /^\d+$/.test(o.guidedChannels.trim()) ? Number(o.guidedChannels) : NaN;
+      if (Number.isNaN(guidedChannels)) throw new DitMoeError(`'${o.guidedChannels}' is neither 'all' nor a channel count`, '--guided-channels');
+      if (o.sampler !== undefined && !['ddpm', 'ddim', 'flow'].includes(o.sampler)) throw new DitMoeError(`unknown sampler '${o.sampler}' (ddpm, ddim, flow)`, '--sampler');
+      if (o.class !== undefined) parseClassList(o.class);
+      checkOutputFolder('--out', o.out);
+      // the files written into --out (analysis/report.ts) must not be an input
+      const written = ['heatmap_class.png', 'heatmap_step.png', 'heatmap_position.png', 'expert_load.png', 'expert_map.png', 'samples.png', 'stats.json', 'index.html', 'routing.safetensors'];
+      refuseOverwritingInputs(written.map((f) => ['--out', path.join(o.out, f)]), [['--model', o.model], ['--config', o.config]]);
       const kernels = await kernelsFor(o.backend, o.threads);
       const model = await loadModelFile(o.model, kernels, o);
+      checkModelFits(model.config, kernels, o.cfg !== 1 ? 2 * o.samples : o.samples, `--samples ${o.samples}`);
       const meta = (await readModelTensors(o.model, o)).metadata;
       const sampler = (o.sampler ?? (meta.objective === 'flow' || !model.config.learn_sigma ? 'flow' : 'ddpm')) as SampleRequest['sampler'];
       if (!['ddpm', 'ddim', 'flow'].includes(sampler)) throw new DitMoeError(`unknown sampler '${sampler}' (ddpm, ddim, flow)`, '--sampler');

@@ -1,12 +1,14 @@
 /** `dit-moe conform CASE --model MODEL --out RESULT [--backend ref]` and `dit-moe compare RESULT GOLDEN [--rtol R]`. */
 import type { Command } from 'commander';
 import { DitMoeError } from '../../core/errors.js';
+import { numberArg } from '../options.js';
 import { serializeSafetensors } from '../../io/safetensors.js';
 import { runCase, compareTensors, formatCompareLine } from '../../conform/index.js';
 import { readSafetensorsFile, writeFileAtomic } from '../../node/files.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
 import { loadModelFile, type ModelOptions } from '../loadModel.js';
 import { readStateFile } from '../vaeFiles.js';
+import { refuseOverwritingInputs } from '../../node/outputs.js';
 import type { DiTModel } from '../../ref/model.js';
 import type { DiTConfig } from '../../ref/config.js';
 
@@ -28,12 +30,15 @@ export function register(program: Command): void {
     .option('--model <file>', 'model weights (.safetensors with __metadata__.config, or .pt)')
     .option('--config <json|file>', 'model configuration when the model file has none')
     .option('--preset <name>', 'model preset when the model file has no configuration')
-    .option('--weights <which>', 'for a training checkpoint: model or ema (default for .pt: ema if present)')
+    .option('--weights <which>', 'for a training checkpoint: model or ema (default: ema when present, as the official find_model)')
     .option('--encoder <file>', 'kind taesd: the TAESD encoder (--model is the decoder)')
     .requiredOption('--out <file>', 'result file (.safetensors)')
     .addOption(backendOption('ref'))
     .addOption(threadsOption())
+    .option('--allow-nonfinite', 'load weights holding NaN or infinities (to inspect them)')
     .action(async (casePath: string, o: { model?: string; encoder?: string; out: string; backend: string; threads?: number } & ModelOptions) => {
+      if (!/\.safetensors$/i.test(o.out)) throw new DitMoeError('must end in .safetensors (the result is a safetensors file)', '--out');
+      refuseOverwritingInputs([['--out', o.out]], [['<case>', casePath], ['--model', o.model], ['--encoder', o.encoder], ['--config', o.config]]);
       const kase = readSafetensorsFile(casePath);
       const kernels = await kernelsFor(o.backend, o.threads);
       // kinds vae and taesd read their own files (conform/vae.ts); the others a DiT-MoE
@@ -64,11 +69,13 @@ export function register(program: Command): void {
     .description('compare a result with a golden file, one line per tensor; exit 1 if any fails')
     .argument('<result>', 'result file from dit-moe conform')
     .argument('<golden>', 'golden file')
-    .option('--rtol <r>', 'tolerance relative to max(1, max|golden|) for every tensor (default: by kind of tensor)', parseFloat)
+    .option('--rtol <r>', 'tolerance relative to max(1, max|golden|) for every tensor (default: by kind of tensor)', numberArg('--rtol'))
     .option('--only-present', 'skip golden tensors the result does not have')
     .action((resultPath: string, goldenPath: string, o: { rtol?: number; onlyPresent?: boolean }) => {
-      if (o.rtol !== undefined && !(o.rtol >= 0)) throw new DitMoeError(`${o.rtol} is not a tolerance ≥ 0`, '--rtol');
+      if (o.rtol !== undefined && !(o.rtol >= 0 && Number.isFinite(o.rtol))) throw new DitMoeError(`${o.rtol} is not a finite tolerance ≥ 0`, '--rtol');
       const lines = compareTensors(readSafetensorsFile(resultPath), readSafetensorsFile(goldenPath), o.rtol).filter((l) => !(o.onlyPresent && l.status === 'missing'));
+      // comparing nothing is not a pass
+      if (!lines.length) throw new DitMoeError(o.onlyPresent ? `the result holds none of the golden file's output tensors` : 'has no output tensors (out.*, grad.*, ...) to compare against', o.onlyPresent ? resultPath : goldenPath);
       for (const l of lines) process.stdout.write(formatCompareLine(l) + '\n');
       const failed = lines.filter((l) => l.status !== 'pass').length;
       process.stdout.write(`${lines.length - failed} passed, ${failed} failed\n`);

