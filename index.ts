@@ -1,6 +1,7 @@
 /**
  * The package's entry: the typed library API. Everything here runs in a browser too
- * (no file system, no worker threads); the Node-only pieces live in `cli/` and `wasm/node.ts`.
+ * (no file system, no worker threads): `import ... from 'dit-moe'`. The Node-only pieces (worker
+ * threads, files, checkpoints, training runs) are the entry `dit-moe/node` (node.ts).
  */
 export * from './ref/errors.js';
 export * from './ref/tensor.js';
@@ -30,3 +31,11 @@ export { posEmbed2d } from './ref/posEmbed.js';
 export * as diffusion from './ref/diffusion/index.js';
 export * from './io/safetensors.js';
 export { runCase, supportedKinds, registerCaseKind, compareTensors, formatCompareLine, type CaseContext, type CaseRunner, type CompareLine } from './conform/index.js';
+export { sampleImages, SAMPLERS, type SampleRequest, type SamplerName } from './ref/diffusion/sampleImages.js';
+export { inferConfig, summarize as summarizeConfig, type InferredConfig } from './ref/inferConfig.js';
+export { readPtCheckpoint, writePtCheckpoint, type PtCheckpoint, type PtReadOptions, type PtWriteOptions } from './io/pt/checkpoint.js';
+export { ptToSafetensors, safetensorsToPt } from './io/pt/convert.js';
+export { loadModelFromBytes, pickWeights, isZip, type LoadedModelFile } from './io/modelFile.js';
+export { RoutingRecorder, guidanceLayout, type GuidanceLayout, type RecorderOptions, type LayerRouting, type WatchedStep, type LayerStats, type RoutingStats, type TracedForward } from './analysis/recorder.js';
+export { createWasmKernelsFrom, createWasmKernelsAsync, createWasmKernelsOn, createSharedMemory, type WasmKernels, type WasmOptions, type KernelProfile } from './wasm/backend.js';
+export { loadWasmKernels, createWasmKernelsFromUrl, threadsAvailable, fetchBytes, type BrowserWasmOptions } from './wasm/browser.js';
