@@ -39,3 +39,4 @@ export { loadModelFromBytes, pickWeights, isZip, type LoadedModelFile } from './
 export { RoutingRecorder, guidanceLayout, type GuidanceLayout, type RecorderOptions, type LayerRouting, type WatchedStep, type LayerStats, type RoutingStats, type TracedForward } from './analysis/recorder.js';
 export { createWasmKernelsFrom, createWasmKernelsAsync, createWasmKernelsOn, createSharedMemory, type WasmKernels, type WasmOptions, type KernelProfile } from './wasm/backend.js';
 export { loadWasmKernels, createWasmKernelsFromUrl, threadsAvailable, fetchBytes, type BrowserWasmOptions } from './wasm/browser.js';
+export { ablatedModel, type Ablation } from './analysis/ablation.js';
