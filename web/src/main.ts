@@ -71,7 +71,9 @@ function startWorker(): void {
     showError(`the sampling worker failed: ${e.message}`);
     setRunning(false);
   };
-  send({ type: 'init', threads: navigator.hardwareConcurrency || 1 });
+  // ?threads=N asks for N threads (the bench compares thread counts); default every core
+  const asked = Number(new URLSearchParams(location.search).get('threads'));
+  send({ type: 'init', threads: Number.isInteger(asked) && asked >= 1 && asked <= 64 ? asked : navigator.hardwareConcurrency || 1 });
 }
 
 function onWorker(m: FromWorker): void {
