@@ -135,6 +135,10 @@ describe.skipIf(!HAS_CHROMIUM)('the explorer page in Chromium', () => {
     expect(ablated === hex, 'switching an expert off left the samples unchanged').toBe(false);
     await page.check('input[data-expert="1,3"]');
     expect((await generate(page)) === hex, 'switched back on, the samples differ from the first run').toBe(true);
+    // the text's links to the source files resolve
+    const links = await page.$$eval('#explain a[href^="./source/"]', (as) => as.map((a) => (a as HTMLAnchorElement).href));
+    expect(links.length).toBeGreaterThanOrEqual(5);
+    for (const href of links) expect(await page.evaluate(async (u) => (await fetch(u)).status, href), href).toBe(200);
     expect(errors).toEqual([]);
     await page.close();
   });

@@ -65,7 +65,7 @@ afterAll(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-let nodeHex = '';
+let nodeHex: Record<number, string> = {};
 
 describe('the packed package', () => {
   it('ships both typed entries and the kernels', () => {
@@ -93,17 +93,24 @@ describe('the packed package', () => {
       "const names = ['loadWasmKernels', 'createWasmKernelsAsync', 'createWasmKernelsFromUrl', 'readPtCheckpoint', 'RoutingRecorder', 'sampleImages', 'loadModelFromBytes', 'runCase'];",
       "const missing = names.filter((n) => typeof lib[n] !== 'function');",
       "if (missing.length) throw new Error('missing from dit-moe: ' + missing.join(', '));",
-      "const kernels = await createWasmKernels({ threads: 1 });",
-      "process.stdout.write(forwardHex(readBytes('node_modules/dit-moe/models/mnist-s.safetensors'), kernels));",
+      "const bytes = readBytes('node_modules/dit-moe/models/mnist-s.safetensors');",
+      'const out = {};',
+      'for (const threads of [1, 2]) {',
+      '  const kernels = await createWasmKernels({ threads });',
+      '  out[threads] = forwardHex(bytes, kernels);',
+      '  kernels.dispose();',
+      '}',
+      'process.stdout.write(JSON.stringify(out));',
     ].join('\n'));
-    nodeHex = execFileSync(process.execPath, ['node-forward.js'], { cwd: proj, encoding: 'utf8' });
-    expect(nodeHex.length).toBe(2 * 1 * 28 * 28 * 4 * 2); // [2, 1, 28, 28] floats, two hex digits a byte
+    nodeHex = JSON.parse(execFileSync(process.execPath, ['node-forward.js'], { cwd: proj, encoding: 'utf8' })) as Record<number, string>;
+    expect(nodeHex[2].length).toBe(nodeHex[1].length);
+    expect(nodeHex[1].length).toBe(2 * 1 * 28 * 28 * 4 * 2); // [2, 1, 28, 28] floats, two hex digits a byte
     // a real prediction, not zeros: the output varies
-    expect(new Set(nodeHex.match(/.{8}/g)).size).toBeGreaterThan(1000);
+    expect(new Set(nodeHex[1].match(/.{8}/g)).size).toBeGreaterThan(1000);
   });
 
   it.skipIf(!HAS_CHROMIUM)('bundled by Vite, runs in Chromium and gives the same forward as Node, bit for bit', async () => {
-    expect(nodeHex, 'the Node test above computes the reference').not.toBe('');
+    expect(nodeHex[1], 'the Node test above computes the reference').toBeDefined();
     fs.mkdirSync(path.join(proj, 'public'), { recursive: true });
     fs.copyFileSync(path.join(proj, 'node_modules', 'dit-moe', 'models', 'mnist-s.safetensors'), path.join(proj, 'public', 'mnist-s.safetensors'));
     fs.writeFileSync(path.join(proj, 'index.html'), '<!doctype html><html><head><link rel="icon" href="data:,"></head><body><script type="module" src="./main.js"></script></body></html>');
@@ -111,7 +118,7 @@ describe('the packed package', () => {
       "import { loadWasmKernels, fetchBytes } from 'dit-moe';",
       "import { forwardHex } from './forward.js';",
       'try {',
-      '  const kernels = await loadWasmKernels({ threads: 1 });',
+      "  const kernels = await loadWasmKernels({ threads: Number(new URLSearchParams(location.search).get('threads')) });",
       "  window.result = { threads: kernels.threads, hex: forwardHex(await fetchBytes('./mnist-s.safetensors'), kernels) };",
       '} catch (e) { window.result = { error: String(e && e.message || e) }; }',
     ].join('\n'));
@@ -119,20 +126,27 @@ describe('the packed package', () => {
     await build({ root: proj, logLevel: 'silent', configFile: false, build: { outDir: 'out', target: 'es2022' } });
     const assets = fs.readdirSync(path.join(proj, 'out', 'assets'));
     expect(assets.some((f) => /^kernels-.*\.wasm$/.test(f)), assets.join(', ')).toBe(true);
-    const server = await serveStatic(path.join(proj, 'out'));
+    // not isolated: the one-thread build whatever is asked; isolated: the threads build on 2 threads
+    // (Web Workers, the page's main thread spinning while it waits for them)
+    const plain = await serveStatic(path.join(proj, 'out'));
+    const isolated = await serveStatic(path.join(proj, 'out'), { isolate: true });
     const browser = await launchChromium();
     try {
-      const { page, errors } = await watchedPage(browser);
-      await page.goto(server.url);
-      await page.waitForFunction(() => (globalThis as unknown as { result?: unknown }).result !== undefined, null, { timeout: 60_000 });
-      const r = (await page.evaluate(() => (globalThis as unknown as { result: { threads?: number; hex?: string; error?: string } }).result));
-      expect(r.error).toBeUndefined();
-      expect(r.threads).toBe(1);
-      expect(r.hex === nodeHex, 'the page forward differs from Node').toBe(true);
-      expect(errors).toEqual([]);
+      for (const [server, threads] of [[plain, 1], [isolated, 2]] as const) {
+        const { page, errors } = await watchedPage(browser);
+        await page.goto(`${server.url}?threads=2`);
+        await page.waitForFunction(() => (globalThis as unknown as { result?: unknown }).result !== undefined, null, { timeout: 60_000 });
+        const r = (await page.evaluate(() => (globalThis as unknown as { result: { threads?: number; hex?: string; error?: string } }).result));
+        expect(r.error).toBeUndefined();
+        expect(r.threads).toBe(threads);
+        expect(r.hex === nodeHex[threads], `the page forward on ${threads} thread(s) differs from Node's`).toBe(true);
+        expect(errors).toEqual([]);
+        await page.close();
+      }
     } finally {
       await browser.close();
-      await server.close();
+      await plain.close();
+      await isolated.close();
     }
   });
 });
