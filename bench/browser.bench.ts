@@ -39,7 +39,7 @@ export async function run(log: (line: string) => void): Promise<string> {
     for (const threads of [1, 2]) {
       const page = await browser.newPage();
       await page.goto(`${server.url}?threads=${threads}`);
-      await page.waitForFunction(() => { const s = (globalThis as any).explorer.state; return s.ready && s.model !== null; }, null, { timeout: 60_000 });
+      await page.waitForFunction(() => (globalThis as any).explorer.state.loaded, null, { timeout: 60_000 });
       const granted = await page.evaluate(() => (globalThis as any).explorer.state.threads as number);
       await page.fill('#steps', String(STEPS));
       await page.fill('#count', String(COUNT));

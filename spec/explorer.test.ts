@@ -44,7 +44,7 @@ let browser: Browser;
 
 interface ExplorerWindow {
   explorer: {
-    state: { ready: boolean; threads: number; isolated: boolean; running: boolean; samples: Float32Array | null; model: { name: string; inChannels: number } | null; load: number[][]; errors: string[] };
+    state: { ready: boolean; loaded: boolean; step: number; threads: number; isolated: boolean; running: boolean; samples: Float32Array | null; model: { name: string; inChannels: number } | null; load: number[][]; errors: string[] };
     limits: { maxModelBytes: number };
     samplesHex(): string | null;
   };
@@ -64,7 +64,7 @@ function cliSamples(model: string, count: number, sampler: string, steps: number
 async function openExplorer(server: StaticServer): Promise<{ page: Page; errors: string[] }> {
   const w = await watchedPage(browser);
   await w.page.goto(server.url);
-  await w.page.waitForFunction(() => { const s = (globalThis as W).explorer.state; return s.ready && s.model !== null; }, null, { timeout: 60_000 });
+  await w.page.waitForFunction(() => (globalThis as W).explorer.state.loaded, null, { timeout: 60_000 });
   return w;
 }
 
@@ -135,6 +135,18 @@ describe.skipIf(!HAS_CHROMIUM)('the explorer page in Chromium', () => {
     expect(ablated === hex, 'switching an expert off left the samples unchanged').toBe(false);
     await page.check('input[data-expert="1,3"]');
     expect((await generate(page)) === hex, 'switched back on, the samples differ from the first run').toBe(true);
+    // stop: sampling ends at once, a fresh worker takes the same model, and generating works again
+    await page.fill('#steps', '500');
+    await page.click('#generate');
+    await page.waitForFunction(() => (globalThis as W).explorer.state.step >= 1, null, { timeout: 60_000 });
+    await page.click('#stop');
+    expect(await page.evaluate(() => (globalThis as W).explorer.state.running)).toBe(false);
+    expect(await page.textContent('#speed')).toMatch(/stopped at step \d+ of 500/);
+    await page.waitForFunction(() => (globalThis as W).explorer.state.loaded, null, { timeout: 60_000 });
+    await page.fill('#steps', '1');
+    await page.fill('#count', '1');
+    expect((await generate(page)).length).toBe(28 * 28 * 4 * 2);
+
     // the text's links to the source files resolve
     const links = await page.$$eval('#explain a[href^="./source/"]', (as) => as.map((a) => (a as HTMLAnchorElement).href));
     expect(links.length).toBeGreaterThanOrEqual(5);

@@ -27,6 +27,8 @@ interface State {
   threads: number;
   isolated: boolean;
   ready: boolean;
+  loaded: boolean; // the worker holds the model
+  restarting: boolean; // a fresh worker after stop: keep the controls as they are
   model: ModelInfo | null;
   modelBytes: ArrayBuffer | null;
   modelName: string;
@@ -45,7 +47,7 @@ interface State {
   errors: string[];
 }
 
-const state: State = { worker: null, threads: 0, isolated: false, ready: false, model: null, modelBytes: null, modelName: '', running: false, settings: null, predX0: null, samples: null, routing: null, load: [], classExpert: [], step: 0, steps: 0, msPerStep: 0, chosen: 0, off: new Set(), errors: [] };
+const state: State = { worker: null, threads: 0, isolated: false, ready: false, loaded: false, restarting: false, model: null, modelBytes: null, modelName: '', running: false, settings: null, predX0: null, samples: null, routing: null, load: [], classExpert: [], step: 0, steps: 0, msPerStep: 0, chosen: 0, off: new Set(), errors: [] };
 
 function showError(text: string): void {
   state.errors.push(text);
@@ -64,6 +66,7 @@ function send(m: ToWorker, transfer: Transferable[] = []): void {
 
 function startWorker(): void {
   state.ready = false;
+  state.loaded = false;
   const w = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
   state.worker = w;
   w.onmessage = (e: MessageEvent<FromWorker>) => onWorker(e.data);
@@ -88,9 +91,11 @@ function onWorker(m: FromWorker): void {
     if (state.modelBytes) sendModel();
   } else if (m.type === 'model') {
     state.model = m.info;
+    state.loaded = true;
     $('model-name').textContent = `${m.info.name} (${m.info.format})`;
     $('model-note').textContent = `${m.info.note}; ${(m.info.params / 1e6).toFixed(2)} M parameters`;
-    setupControls(m.info);
+    if (!state.restarting) setupControls(m.info);
+    state.restarting = false;
     setRunning(false);
   } else if (m.type === 'step') {
     state.step = m.step + 1;
@@ -116,7 +121,12 @@ function onWorker(m: FromWorker): void {
       return;
     }
     showError(m.during === 'load' ? `Not loaded: ${m.message}. The previous model stays.` : `Sampling failed: ${m.message}`);
-    if (m.during === 'load' && state.model) $('model-name').textContent = `${state.model.name} (${state.model.format})`;
+    if (m.during === 'load' && state.model) {
+      $('model-name').textContent = `${state.model.name} (${state.model.format})`;
+      // the worker still holds the previous model, unless it was restarting
+      state.loaded = !state.restarting;
+    }
+    state.restarting = false;
     setRunning(false);
   }
 }
@@ -183,7 +193,7 @@ function readSettings(): SampleSettings {
 }
 
 function generate(): void {
-  if (!state.model || state.running) return;
+  if (!state.model || !state.loaded || state.running) return;
   let s: SampleSettings;
   try {
     s = readSettings();
@@ -204,14 +214,15 @@ function generate(): void {
 
 function stop(): void {
   state.worker?.terminate();
+  state.restarting = state.modelBytes !== null;
+  startWorker();
   setRunning(false);
   $('speed').textContent = `stopped at step ${state.step} of ${state.steps}`;
-  startWorker();
 }
 
 function setRunning(on: boolean): void {
   state.running = on;
-  $<HTMLButtonElement>('generate').disabled = on || !state.model;
+  $<HTMLButtonElement>('generate').disabled = on || !state.model || !state.loaded;
   $<HTMLButtonElement>('stop').disabled = !on;
 }
 

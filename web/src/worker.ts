@@ -13,7 +13,6 @@ const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 let kernels: WasmKernels | null = null;
 let model: DiTModel | null = null;
-let objective = 'flow';
 
 /** The samplers that fit the model: those of its objective, the default first. */
 function samplersFor(m: DiTModel, obj: string): SamplerName[] {
@@ -24,10 +23,10 @@ function load(name: string, bytes: ArrayBuffer): ModelInfo {
   if (!kernels) throw new Error('the wasm backend is not running');
   const f = loadModelFromBytes(new Uint8Array(bytes), name, kernels);
   const c = f.config;
-  objective = f.metadata.objective ?? (c.learn_sigma ? 'ddpm' : 'flow');
-  model = f.model;
-  const samplers = samplersFor(f.model, objective);
-  if (!samplers.length) throw new Error(`${name}: no sampler fits this model (objective ${objective}, learn_sigma ${c.learn_sigma})`);
+  const obj = f.metadata.objective ?? (c.learn_sigma ? 'ddpm' : 'flow');
+  const samplers = samplersFor(f.model, obj);
+  if (!samplers.length) throw new Error(`${name}: no sampler fits this model (objective ${obj}, learn_sigma ${c.learn_sigma})`);
+  model = f.model; // only now: a file that fails leaves the previous model in place
   return {
     name,
     format: f.format,
