@@ -7,7 +7,7 @@
 import * as path from 'node:path';
 import { dims } from '../ref/config.js';
 import type { DiTModel } from '../ref/model.js';
-import { sampleImages, type SampleRequest } from '../cli/commands/sample.js';
+import { sampleImages, type SampleRequest } from '../ref/diffusion/sampleImages.js';
 import { writeFileAtomic } from '../cli/files.js';
 import { serializeSafetensors, f32, i64 } from '../io/safetensors.js';
 import { gridPng } from '../cli/images.js';
