@@ -64,6 +64,9 @@ function send(m: ToWorker, transfer: Transferable[] = []): void {
   state.worker!.postMessage(m, transfer);
 }
 
+/** Worker failures since the model last loaded: one is restarted, a second is not (the model itself may be the cause). */
+let crashes = 0;
+
 function startWorker(): void {
   state.ready = false;
   state.loaded = false;
@@ -71,8 +74,16 @@ function startWorker(): void {
   state.worker = w;
   w.onmessage = (e: MessageEvent<FromWorker>) => onWorker(e.data);
   w.onerror = (e) => {
-    showError(`the sampling worker failed: ${e.message}`);
+    // e.g. out of memory: report it and carry on with a fresh worker on the same model
+    w.terminate();
     setRunning(false);
+    if (++crashes > 1) {
+      showError(`the sampling worker failed again (${e.message || 'no reason given'}); reload the page, or open a smaller model`);
+      return;
+    }
+    showError(`the sampling worker failed (${e.message || 'no reason given'}); it was restarted`);
+    state.restarting = state.modelBytes !== null;
+    startWorker();
   };
   // ?threads=N asks for N threads (the bench compares thread counts); default every core
   const asked = Number(new URLSearchParams(location.search).get('threads'));
@@ -92,6 +103,7 @@ function onWorker(m: FromWorker): void {
   } else if (m.type === 'model') {
     state.model = m.info;
     state.loaded = true;
+    crashes = 0;
     $('model-name').textContent = `${m.info.name} (${m.info.format})`;
     $('model-note').textContent = `${m.info.note}; ${(m.info.params / 1e6).toFixed(2)} M parameters`;
     if (!state.restarting) setupControls(m.info);
