@@ -19,7 +19,7 @@ export const title = 'Sampling in the page (Chromium) vs Node, same thread count
 
 const STEPS = 20;
 const COUNT = 10;
-const RUNS = 3;
+const RUNS = 5;
 const CHROMIUM = '/usr/bin/chromium';
 
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
