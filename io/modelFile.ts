@@ -3,7 +3,8 @@
  * explorer page reads dropped files with it; `cli/loadModel.ts` adds files, presets and
  * --config on top). The format is told by the bytes: a zip (`PK`) is a PyTorch checkpoint, else
  * safetensors. The configuration is the file's own (`__metadata__.config`, or a `.pt`'s
- * `config` entry), else inferred from the tensor shapes; it is checked against the tensors.
+ * `config` entry), else inferred from the tensor shapes (`given` fills the fields the shapes leave
+ * open, e.g. num_heads of the timm layout); it is checked against the tensors.
  */
 import { DitMoeError } from '../ref/errors.js';
 import type { Kernels } from '../ref/kernels.js';
@@ -49,7 +50,7 @@ export interface LoadedModelFile {
  * when present, as the official `find_model`; the model weights of our safetensors
  * checkpoints) and the configuration, checked. `where` names the file in errors.
  */
-export function loadModelFromBytes(bytes: Uint8Array, where: string, kernels: Kernels): LoadedModelFile {
+export function loadModelFromBytes(bytes: Uint8Array, where: string, kernels: Kernels, given: Partial<DiTConfig> = {}): LoadedModelFile {
   const format = isZip(bytes) ? 'pt' : 'safetensors';
   let tensors: Map<string, StTensor>;
   let metadata: Record<string, string>;
@@ -65,7 +66,7 @@ export function loadModelFromBytes(bytes: Uint8Array, where: string, kernels: Ke
     config = configFromMetadata(metadata, where);
     checkConfigFits(config, tensors, where, '__metadata__.config');
   } else {
-    const inf = inferConfig(tensors, { where });
+    const inf = inferConfig(tensors, { where, given });
     config = inf.config;
     defaulted = FORWARD_RELEVANT_DEFAULTS.filter((k) => inf.sources[k] === 'default');
     checkConfigFits(config, tensors, where, 'inferred from the tensor shapes');

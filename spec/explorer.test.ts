@@ -10,7 +10,8 @@
  * - an expert switched off gets load 0 in its layer and changes the samples; back on, the bytes
  *   are the first run's again;
  * - a dropped golden/tiny.model.safetensors (4-channel latents) samples as the CLI does and
- *   shows its latent channels; a file that is not a model, a corrupt one, one over the size
+ *   shows its latent channels, and so does its .pt once the configuration field gives the heads;
+ *   a file that is not a model, a corrupt one, one over the size
  *   limit: a message, and the page keeps its model; no WebAssembly SIMD: a message, no crash.
  * The screenshot docs/explorer.png is written when missing (or with UPDATE_SCREENSHOT=1).
  */
@@ -195,6 +196,20 @@ describe.skipIf(!HAS_CHROMIUM)('the explorer page in Chromium', () => {
     await page.fill('#steps', '3');
     expect((await generate(page)) === cliSamples(TINY, 2, 'ddim', 3, 1).hex, 'the tiny model\'s samples differ from the CLI\'s').toBe(true);
     expect(await page.textContent('#samples')).toContain('latent channels (4 side by side');
+    const tinyHex = await page.evaluate(() => (globalThis as W).explorer.samplesHex());
+
+    // the same weights as a PyTorch .pt without a configuration: the heads are asked for, then it samples the same bytes
+    await page.evaluate(() => { (globalThis as W).explorer.state.errors.length = 0; });
+    await dropFile(page, 'tiny.model.pt', new Uint8Array(fs.readFileSync(path.join(GOLDEN_DIR, 'tiny.model.pt'))));
+    await page.waitForFunction(() => (globalThis as W).explorer.state.errors.length > 0, null, { timeout: 30_000 });
+    expect(await page.textContent('#error')).toMatch(/number of attention heads is not in the file.*here: the configuration field/);
+    await page.fill('#config', '{"num_heads": 4}');
+    await page.evaluate(() => { (globalThis as W).explorer.state.errors.length = 0; });
+    await dropFile(page, 'tiny.model.pt', new Uint8Array(fs.readFileSync(path.join(GOLDEN_DIR, 'tiny.model.pt'))));
+    await page.waitForFunction(() => (globalThis as W).explorer.state.model?.name === 'tiny.model.pt', null, { timeout: 30_000 });
+    await page.fill('#count', '2');
+    await page.fill('#steps', '3');
+    expect((await generate(page)) === tinyHex, 'the .pt samples differ from the safetensors ones').toBe(true);
     expect(errors).toEqual([]);
     await page.close();
   });

@@ -132,7 +132,8 @@ function onWorker(m: FromWorker): void {
       showError(`This browser cannot run the model: ${m.message}`);
       return;
     }
-    showError(m.during === 'load' ? `Not loaded: ${m.message}. The previous model stays.` : `Sampling failed: ${m.message}`);
+    const hint = m.message.includes('--config') ? ' (here: the configuration field, then open the file again)' : '';
+    showError(m.during === 'load' ? `Not loaded: ${m.message}${hint}. The previous model stays.` : `Sampling failed: ${m.message}`);
     if (m.during === 'load' && state.model) {
       $('model-name').textContent = `${state.model.name} (${state.model.format})`;
       // the worker still holds the previous model, unless it was restarting
@@ -146,7 +147,7 @@ function onWorker(m: FromWorker): void {
 function sendModel(): void {
   // the worker gets a copy: the page keeps the bytes to restart the worker after a stop
   const copy = state.modelBytes!.slice(0);
-  send({ type: 'load', name: state.modelName, bytes: copy }, [copy]);
+  send({ type: 'load', name: state.modelName, bytes: copy, config: $<HTMLInputElement>('config').value }, [copy]);
 }
 
 function loadModel(name: string, bytes: ArrayBuffer): void {

@@ -30,7 +30,7 @@ export interface SampleSettings {
 
 export type ToWorker =
   | { type: 'init'; threads: number }
-  | { type: 'load'; name: string; bytes: ArrayBuffer }
+  | { type: 'load'; name: string; bytes: ArrayBuffer; config: string } // config: JSON of the fields a file without one leaves open, or ''
   | { type: 'sample'; settings: SampleSettings };
 
 export interface StepRouting {

@@ -5,7 +5,7 @@
  * routing of every image in every layer, each layer's expert load and the class × expert table.
  * Stopping is the page terminating this worker.
  */
-import { loadWasmKernels, threadsAvailable, loadModelFromBytes, sampleImages, ablatedModel, RoutingRecorder, guidanceLayout, SAMPLERS, summarizeConfig, type DiTModel, type WasmKernels, type Trace, type SamplerName } from '../../dist/index.js';
+import { loadWasmKernels, threadsAvailable, loadModelFromBytes, sampleImages, ablatedModel, RoutingRecorder, guidanceLayout, SAMPLERS, summarizeConfig, type DiTModel, type DiTConfig, type WasmKernels, type Trace, type SamplerName } from '../../dist/index.js';
 import type { FromWorker, ModelInfo, SampleSettings, StepRouting, ToWorker } from './protocol.js';
 
 const post = (m: FromWorker, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(m, transfer);
@@ -19,9 +19,22 @@ function samplersFor(m: DiTModel, obj: string): SamplerName[] {
   return SAMPLERS.filter((s) => (s.needs === 'flow' ? obj === 'flow' : obj !== 'flow' && m.config.learn_sigma)).map((s) => s.name);
 }
 
-function load(name: string, bytes: ArrayBuffer): ModelInfo {
+/** The configuration field's JSON: an object of configuration fields, or nothing. */
+function parseGiven(text: string): Partial<DiTConfig> {
+  if (!text.trim()) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`the configuration field is not JSON (${message(e)})`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('the configuration field must be a JSON object, e.g. {"num_heads": 4}');
+  return v as Partial<DiTConfig>;
+}
+
+function load(name: string, bytes: ArrayBuffer, config: string): ModelInfo {
   if (!kernels) throw new Error('the wasm backend is not running');
-  const f = loadModelFromBytes(new Uint8Array(bytes), name, kernels);
+  const f = loadModelFromBytes(new Uint8Array(bytes), name, kernels, parseGiven(config));
   const c = f.config;
   const obj = f.metadata.objective ?? (c.learn_sigma ? 'ddpm' : 'flow');
   const samplers = samplersFor(f.model, obj);
@@ -124,7 +137,7 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
     }
   } else if (msg.type === 'load') {
     try {
-      post({ type: 'model', info: load(msg.name, msg.bytes) });
+      post({ type: 'model', info: load(msg.name, msg.bytes, msg.config) });
     } catch (err) {
       post({ type: 'error', message: message(err), during: 'load' });
     }
