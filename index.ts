@@ -1,6 +1,7 @@
 /**
  * The package's entry: the typed library API. Everything here runs in a browser too
- * (no file system, no worker threads); the Node-only pieces live in `node/`, `cli/` and `wasm/node.ts`.
+ * (no file system, no worker threads): `import ... from 'dit-moe'`. The Node-only pieces (worker
+ * threads, files, checkpoints, training runs) are the entry `dit-moe/node` (node.ts).
  */
 export * from './core/errors.js';
 export * from './core/tensor.js';
@@ -30,7 +31,7 @@ export { labelEmbedForward, dropLabels } from './ref/labelEmbedding.js';
 export { patchify, unpatchify, patchEmbedForward } from './ref/patchEmbed.js';
 export { posEmbed2d } from './ref/posEmbed.js';
 export * as diffusion from './ref/diffusion/index.js';
-export { sampleWith, sampleImages, checkSampler, modelEvaluations, SAMPLERS, type SamplerName, type SamplerSetup, type SampleRequest } from './ref/diffusion/sampling.js';
+export { sampleWith, sampleImages, checkSampler, modelEvaluations, SAMPLERS, SAMPLER_LABELS, samplerNeeds, guidancePasses, predictionOf, type SamplerName, type SamplerSetup, type SampleRequest } from './ref/diffusion/sampling.js';
 export { sampleDpmSolver, DpmSolver, discreteSchedule, flowSchedule, type DpmSolverSampleOptions } from './ref/diffusion/dpmSolver.js';
 export { sampleHeun } from './ref/diffusion/heun.js';
 export * from './io/safetensors.js';
@@ -48,3 +49,10 @@ export { gaussianMean, gaussianSample, scaleLatents } from './ref/vae/diagonalGa
 export { loadVaeFromTensors, inferVaeConfig, vaeMismatch, type LoadedVae } from './io/vae/load.js';
 export { toDiffusersNames, type VaeNaming } from './io/vae/names.js';
 export { loadTaesdHalf, taesdHalves } from './io/vae/taesd.js';
+export { inferConfig, summarize as summarizeConfig, type InferredConfig } from './ref/inferConfig.js';
+export { readPtCheckpoint, writePtCheckpoint, type PtCheckpoint, type PtReadOptions, type PtWriteOptions } from './io/pt/checkpoint.js';
+export { ptToSafetensors, safetensorsToPt } from './io/pt/convert.js';
+export { RoutingRecorder, guidanceLayout, type GuidanceLayout, type RecorderOptions, type LayerRouting, type WatchedStep, type LayerStats, type RoutingStats, type TracedForward } from './analysis/recorder.js';
+export { createWasmKernelsFrom, createWasmKernelsAsync, createWasmKernelsOn, createSharedMemory, type WasmKernels, type WasmOptions, type KernelProfile } from './wasm/backend.js';
+export { loadWasmKernels, createWasmKernelsFromUrl, threadsAvailable, fetchBytes, type BrowserWasmOptions } from './wasm/browser.js';
+export { ablatedModel, type Ablation } from './analysis/ablation.js';

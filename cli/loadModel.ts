@@ -23,6 +23,7 @@ import type { Kernels } from '../ref/kernels.js';
 import type { StTensor } from '../io/safetensors.js';
 import { readBytes, readSafetensorsFile } from '../node/files.js';
 import { checkFiniteTensors } from './finite.js';
+import { pickWeights } from '../io/modelFile.js';
 
 export interface ModelOptions {
   config?: string; // JSON text or a file holding it
@@ -106,21 +107,7 @@ export async function readModelWeights(file: string, opts: ModelOptions = {}): P
   return { tensors: pickWeights(r.tensors, hasEma ? 'ema' : 'model', file), metadata: r.metadata, fileTensors: r.tensors.size };
 }
 
-const CHECKPOINT_PREFIX = /^(ema|adam_m|adam_v)\./;
-
-/** A safetensors training checkpoint of ours holds plain names (model), ema.*, adam_m.*, adam_v.*: one set of weights. */
-export function pickWeights(all: Map<string, StTensor>, weights: 'model' | 'ema', file: string): Map<string, StTensor> {
-  if (![...all.keys()].some((k) => CHECKPOINT_PREFIX.test(k))) {
-    if (weights === 'ema') throw new DitMoeError('has no EMA weights (ema.*); use --weights model', file);
-    return all; // a plain state dict
-  }
-  const tensors = new Map<string, StTensor>();
-  if (weights === 'ema') {
-    for (const [k, v] of all) if (k.startsWith('ema.')) tensors.set(k.slice(4), v);
-    if (tensors.size === 0) throw new DitMoeError('has no EMA weights (ema.*); use --weights model', file);
-  } else for (const [k, v] of all) if (!CHECKPOINT_PREFIX.test(k)) tensors.set(k, v);
-  return tensors;
-}
+export { pickWeights };
 
 /**
  * The configuration of a model file's tensors (see the top of this file), checked against them.

@@ -11,11 +11,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { GOLDEN_DIR } from './golden.js';
+import { CHROMIUM, HAS_CHROMIUM, launchChromium, warnIfNoChromium, watchedPage } from './browser.js';
 
 const MODEL = path.join(GOLDEN_DIR, 'tiny.model.safetensors');
-const CHROMIUM = '/usr/bin/chromium';
-const HAS_CHROMIUM = fs.existsSync(CHROMIUM);
-if (!HAS_CHROMIUM) console.warn(`analysisPage: ${CHROMIUM} is absent, so the headless-browser check of index.html is SKIPPED (apt-get update && apt-get install -y chromium)`);
+warnIfNoChromium('analysisPage.test.ts');
 
 let dir = '';
 let out = '';
@@ -63,19 +62,9 @@ describe('dit-moe analyze', () => {
 
   it.skipIf(!HAS_CHROMIUM)(`index.html loads every image in headless Chromium without console errors (skipped when ${CHROMIUM} is absent)`, async () => {
     expect(fs.existsSync(path.join(out, 'index.html')), 'the CLI test above writes the page').toBe(true);
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    const browser = await launchChromium();
     try {
-      const page = await browser.newPage();
-      const errors: string[] = [];
-      page.on('console', (m) => {
-        if (m.type() === 'error') errors.push(m.text());
-      });
-      page.on('pageerror', (e) => errors.push(e.message));
-      page.on('requestfailed', (rq) => errors.push(`failed to load ${rq.url()}`));
+      const { page, errors } = await watchedPage(browser);
       await page.goto(pathToFileURL(path.join(out, 'index.html')).href, { waitUntil: 'load' });
       const images = await page.$$eval('img', (els) => els.map((el) => ({ src: el.getAttribute('src'), complete: el.complete, w: el.naturalWidth, h: el.naturalHeight })));
       expect(images.map((i) => i.src).sort()).toEqual(['expert_load.svg', 'expert_map.svg', 'heatmap_class.svg', 'heatmap_position.svg', 'heatmap_step.svg', 'samples.png']);

@@ -71,6 +71,22 @@ const INFO: Record<SamplerName, SolverInfo> = {
   dpm2s: { needs: 'ddpm', algorithm: 'dpmsolver', method: 'singlestep', order: 2 },
 };
 
+/** A sampler's name as a user interface shows it. */
+export const SAMPLER_LABELS: Record<SamplerName, string> = {
+  ddpm: 'DDPM (ancestral)',
+  ddim: 'DDIM',
+  flow: 'rectified flow (Euler)',
+  heun: 'Heun (rectified flow)',
+  'dpm++2m': 'DPM-Solver++ 2M',
+  'dpm++3m': 'DPM-Solver++ 3M',
+  dpm2s: 'DPM-Solver 2S',
+};
+
+/** The model a sampler needs: a noise predictor ('ddpm'), a velocity ('flow'), or either. */
+export function samplerNeeds(s: SamplerName): Objective | 'either' {
+  return INFO[s].needs;
+}
+
 /** Model evaluations per image (each doubled by guidance's null pass). */
 export function modelEvaluations(s: Pick<SamplerSetup, 'sampler' | 'steps'>): number {
   return s.sampler === 'heun' ? 2 * s.steps - 1 : s.steps;
