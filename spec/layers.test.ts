@@ -26,7 +26,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['node'],
   ['train', 'analysis', 'conform', 'wasm'],
   ['cli'],
-  ['bench', 'index.ts', 'spec'],
+  ['bench', 'index.ts', 'node.ts', 'web', 'spec'],
 ];
 const BROWSER_SAFE = ['core', 'ref', 'io', 'conform'];
 
