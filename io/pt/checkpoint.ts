@@ -15,9 +15,12 @@
  * the official `find_model`, or `model` when there is no `ema`; `weights` chooses.
  */
 import { DitMoeError } from '../../ref/errors.js';
-import { halfToFloat, bf16ToFloat, halfBits, bf16Bits, type DType, type StTensor, type TensorData } from '../safetensors.js';
-import { readZip, writeZip } from './zip.js';
-import { unpickle, describe, PtStorageRef, PtTensorRef, PyObject, type PyValue, type StorageDType } from './unpickle.js';
+import { numel } from '../../ref/tensor.js';
+import { halfBits, bf16Bits, type DType, type StTensor } from '../safetensors.js';
+import { memorySource, type ByteSource } from '../byteSource.js';
+import { ELEMENT_BYTES, rawView, readRawTensor, toStTensor, type RawData, type RawTensor, type TensorFile, type TensorRef } from '../tensorFile.js';
+import { indexZip, writeZip } from './zip.js';
+import { unpickle, describe, PtStorageRef, PtTensorRef, PyObject, type PyValue } from './unpickle.js';
 import { pickle, PickleCall, PickleDict, PickleGlobal, PicklePersistent, PickleTuple, type PickleValue } from './pickle.js';
 
 export type PtScalar = number | string | boolean | null;
@@ -51,14 +54,37 @@ export interface PtCheckpoint {
   root: string;
 }
 
-const ELEMENT_BYTES: Record<StorageDType, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, U8: 1 };
 /** Materialised tensors may take at most this multiple of the file's size (float16 doubles; tied weights repeat). */
 const OUTPUT_BUDGET_FACTOR = 4;
 const OUTPUT_BUDGET_SLACK = 1 << 20;
 
-/** Reads a `torch.save` checkpoint. `where` (usually the file name) prefixes every error. */
+/** A checkpoint opened by its zip directory and pickle: its tensors not read yet. */
+export interface PtIndex extends Omit<PtCheckpoint, 'stateDict'> {
+  file: TensorFile;
+}
+
+/** Reads a `torch.save` checkpoint held in memory. `where` (usually the file name) prefixes every error. */
 export function readPtCheckpoint(bytes: Uint8Array, where = 'checkpoint.pt', opts: PtReadOptions = {}): PtCheckpoint {
-  const zip = readZip(bytes, where);
+  const { file, ...rest } = indexPtCheckpoint(memorySource(bytes, where), where, opts);
+  // Materialised tensors are fresh arrays: bound what overlapping views could make us allocate.
+  const budget = OUTPUT_BUDGET_FACTOR * bytes.length + OUTPUT_BUDGET_SLACK;
+  let spent = 0;
+  const stateDict = new Map<string, StTensor>();
+  for (const t of file.tensors.values()) {
+    spent += numel(t.shape) * Math.max(4, ELEMENT_BYTES[t.dtype]);
+    if (spent > budget) throw new DitMoeError(`the tensors would take more than ${budget} bytes, ${OUTPUT_BUDGET_FACTOR}× the file: overlapping views?`, where);
+    stateDict.set(t.name, toStTensor(readRawTensor(file, t)));
+  }
+  return { stateDict, ...rest };
+}
+
+/**
+ * Opens a `torch.save` checkpoint from a byte source: the zip directory and the pickle are read
+ * and checked (every tensor's view against its storage, every storage against its record), the
+ * tensors' data is not. Each tensor reads the byte range of its storage that its view spans.
+ */
+export function indexPtCheckpoint(src: ByteSource, where = 'checkpoint.pt', opts: PtReadOptions = {}): PtIndex {
+  const zip = indexZip(src, where);
   const pkls = zip.entries.filter((e) => /^[^/]+\/data\.pkl$/.test(e.name));
   if (pkls.length === 0) {
     if (zip.entries.some((e) => /(^|\/)(constants\.pkl|code\/)/.test(e.name))) throw new DitMoeError('this is a TorchScript archive (torch.jit.save), not a torch.save checkpoint; save its state_dict() with torch.save', where);
@@ -77,7 +103,9 @@ export function readPtCheckpoint(bytes: Uint8Array, where = 'checkpoint.pt', opt
   }
 
   const top = unpickle(zip.read(pkls[0], { checkCrc }), { where: `${where}: ${pkls[0].name}` });
-  const out: PtCheckpoint = { stateDict: new Map(), metadata: {}, keys: [], scalars: {}, skipped: [], root };
+  const tensors = new Map<string, TensorRef>();
+  const out: PtIndex = { file: { format: 'pt', source: src, where, tensors, metadata: {} }, metadata: {}, keys: [], scalars: {}, skipped: [], root };
+  out.metadata = out.file.metadata;
 
   // Which dict is the state dict?
   if (!(top instanceof Map)) throw new DitMoeError(`the checkpoint holds ${describe(top)}, not a state dict`, where);
@@ -106,10 +134,6 @@ export function readPtCheckpoint(bytes: Uint8Array, where = 'checkpoint.pt', opt
     throw new DitMoeError(`weights '${opts.weights}' asked for, but the checkpoint is a bare state dict (no model/ema entries)`, where);
   }
 
-  // Materialise the tensors.
-  const budget = OUTPUT_BUDGET_FACTOR * bytes.length + OUTPUT_BUDGET_SLACK;
-  let spent = 0;
-  const storages = new Map<string, Uint8Array>();
   for (const [k, v] of sd) {
     if (typeof k !== 'string') throw new DitMoeError(`state dict key ${describe(k)} is not a string`, where);
     if (!(v instanceof PtTensorRef)) {
@@ -119,19 +143,32 @@ export function readPtCheckpoint(bytes: Uint8Array, where = 'checkpoint.pt', opt
     const at = `${where}: tensor '${k}'`;
     const st = v.storage;
     if (st.dtype === 'U8') throw new DitMoeError('is built on an untyped (byte) storage; only Float, Half, BFloat16, Double, Long and Int storages are supported', at);
-    let raw = storages.get(st.key);
-    if (!raw) {
-      const entry = zip.byName.get(`${root}/data/${st.key}`);
-      if (!entry) throw new DitMoeError(`its storage '${st.key}' is missing from the archive (no ${root}/data/${st.key})`, at);
-      raw = zip.read(entry, { checkCrc });
-      storages.set(st.key, raw);
-    }
+    const entry = zip.byName.get(`${root}/data/${st.key}`);
+    if (!entry) throw new DitMoeError(`its storage '${st.key}' is missing from the archive (no ${root}/data/${st.key})`, at);
     const es = ELEMENT_BYTES[st.dtype];
-    if (raw.length < st.numel * es) throw new DitMoeError(`storage '${st.key}' holds ${raw.length} bytes, but declares ${st.numel} elements of ${st.dtype} (${st.numel * es} bytes)`, at);
+    if (entry.size < st.numel * es) throw new DitMoeError(`storage '${st.key}' holds ${entry.size} bytes, but declares ${st.numel} elements of ${st.dtype} (${st.numel * es} bytes)`, at);
     const n = viewElements(v, at);
-    spent += n * (es === 2 ? 4 : es);
-    if (spent > budget) throw new DitMoeError(`the tensors would take more than ${budget} bytes, ${OUTPUT_BUDGET_FACTOR}× the file: overlapping views?`, where);
-    out.stateDict.set(k, materialise(v, n, raw, littleEndian));
+    // the span of the storage the view reaches: elements [first, last]
+    let first = v.offset;
+    let last = v.offset;
+    for (let i = 0; i < v.shape.length; i++) {
+      if (v.shape[i] === 0) continue;
+      const reach = (v.shape[i] - 1) * v.stride[i];
+      if (reach < 0) first += reach;
+      else last += reach;
+    }
+    const offset = entry.dataOffset + (n === 0 ? 0 : first * es);
+    const bytes = n === 0 ? 0 : (last - first + 1) * es;
+    const whole = offset === entry.dataOffset && bytes === entry.size;
+    tensors.set(k, {
+      name: k,
+      dtype: st.dtype as DType,
+      shape: [...v.shape],
+      offset,
+      bytes,
+      crc32: checkCrc && whole ? entry.crc32 : undefined,
+      decode: (range) => materialise(v, n, first, range, littleEndian),
+    });
   }
   return out;
 }
@@ -157,56 +194,28 @@ function viewElements(t: PtTensorRef, at: string): number {
   return n;
 }
 
-let HALF_TABLE: Float32Array | undefined;
-let BF16_TABLE: Float32Array | undefined;
-function halfTable(): Float32Array {
-  if (!HALF_TABLE) {
-    HALF_TABLE = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) HALF_TABLE[h] = halfToFloat(h);
-  }
-  return HALF_TABLE;
-}
-function bf16Table(): Float32Array {
-  if (!BF16_TABLE) {
-    BF16_TABLE = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) BF16_TABLE[h] = bf16ToFloat(h);
-  }
-  return BF16_TABLE;
-}
-
-/** A strided view of raw storage bytes → a contiguous row-major StTensor of n elements. */
-function materialise(t: PtTensorRef, n: number, raw: Uint8Array, littleEndian: boolean): StTensor {
+/**
+ * A strided view → a contiguous row-major tensor of n elements in its stored dtype, from the
+ * bytes of the storage from element `first` on: a view of them when contiguous and little-endian.
+ */
+function materialise(t: PtTensorRef, n: number, first: number, raw: Uint8Array, littleEndian: boolean): RawTensor {
   const dtype = t.storage.dtype as DType;
-  const es = ELEMENT_BYTES[t.storage.dtype];
+  const es = ELEMENT_BYTES[dtype];
   const shape = [...t.shape];
-  const data = allocate(dtype, n);
-  if (n === 0) return { dtype, shape, data };
-
-  // Contiguous little-endian views of 4- and 8-byte types: one byte copy.
   let contiguous = true;
   for (let i = shape.length - 1, want = 1; i >= 0; i--) {
     if (shape[i] !== 1 && t.stride[i] !== want) contiguous = false;
     want *= shape[i];
   }
-  if (contiguous && littleEndian && es >= 4) {
-    new Uint8Array(data.buffer).set(raw.subarray(t.offset * es, (t.offset + n) * es));
-    return { dtype, shape, data };
-  }
-  // Contiguous little-endian float16/bfloat16 at an even address: widen through a table.
-  if (contiguous && littleEndian && es === 2 && (raw.byteOffset + t.offset * 2) % 2 === 0) {
-    const h = new Uint16Array(raw.buffer, raw.byteOffset + t.offset * 2, n);
-    const T = dtype === 'F16' ? halfTable() : bf16Table();
-    const out = data as Float32Array;
-    for (let i = 0; i < n; i++) out[i] = T[h[i]];
-    return { dtype, shape, data };
-  }
+  if (n === 0 || (contiguous && littleEndian)) return { dtype, shape, data: rawView(raw.subarray(0, n * es), dtype) };
 
   // General case: walk the multi-index (an odometer over the shape), reading each element.
+  const data = allocate(dtype, n);
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  const read = reader(t.storage.dtype, dv, littleEndian);
+  const read = reader(dtype, dv, littleEndian);
   const rank = shape.length;
   const idx = new Array<number>(rank).fill(0);
-  let src = t.offset;
+  let src = t.offset - first;
   for (let i = 0; i < n; i++) {
     (data as Float32Array)[i] = read(src) as number;
     for (let d = rank - 1; d >= 0; d--) {
@@ -221,31 +230,26 @@ function materialise(t: PtTensorRef, n: number, raw: Uint8Array, littleEndian: b
   return { dtype, shape, data };
 }
 
-function allocate(dtype: DType, n: number): TensorData {
+function allocate(dtype: DType, n: number): RawData {
   switch (dtype) {
     case 'F64': return new Float64Array(n);
     case 'I64': return new BigInt64Array(n);
     case 'I32': return new Int32Array(n);
+    case 'F16':
+    case 'BF16': return new Uint16Array(n);
     default: return new Float32Array(n);
   }
 }
 
-/** Element `i` of a storage as the output array stores it. */
-function reader(dtype: StorageDType, dv: DataView, le: boolean): (i: number) => number | bigint {
+/** Element `i` of a storage as the raw array stores it (F16/BF16: their bits). */
+function reader(dtype: DType, dv: DataView, le: boolean): (i: number) => number | bigint {
   switch (dtype) {
     case 'F32': return (i) => dv.getFloat32(4 * i, le);
     case 'F64': return (i) => dv.getFloat64(8 * i, le);
     case 'I64': return (i) => dv.getBigInt64(8 * i, le);
     case 'I32': return (i) => dv.getInt32(4 * i, le);
-    case 'F16': {
-      const T = halfTable();
-      return (i) => T[dv.getUint16(2 * i, le)];
-    }
-    case 'BF16': {
-      const T = bf16Table();
-      return (i) => T[dv.getUint16(2 * i, le)];
-    }
-    case 'U8': return (i) => dv.getUint8(i);
+    case 'F16':
+    case 'BF16': return (i) => dv.getUint16(2 * i, le);
   }
 }
 
