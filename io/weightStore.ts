@@ -14,7 +14,7 @@
  */
 import { DitMoeError } from '../ref/errors.js';
 import type { DiTConfig } from '../ref/config.js';
-import { paramSpecs } from '../ref/params.js';
+import { ParamStore, paramSpecs } from '../ref/params.js';
 import { checkWeightShapes, computedPosEmbed } from '../ref/model.js';
 import { tagWeight, STEM, type Weights } from '../ref/weights.js';
 import { checkTensorCrc, widen, type RawTensor, type TensorFile, type TensorRef } from './tensorFile.js';
@@ -167,6 +167,13 @@ export class FileWeights implements Weights {
     this.raw.set(t.name, t.decode(range));
   }
 
+  /** Bytes of tensors held in their stored dtype (resident ones and the current block's). */
+  get heldBytes(): number {
+    let n = 0;
+    for (const r of this.raw.values()) n += r.data.byteLength;
+    return n;
+  }
+
   /** Milliseconds the forward has waited for the disk (streamed blocks). */
   get waitMs(): number {
     return this.reader.waitMs;
@@ -207,6 +214,18 @@ export class FileWeights implements Weights {
     for (const { ref } of this.plans[scope].tensors) this.raw.delete(ref.name);
     this.reader.release?.(this.plans[scope]);
     this.loaded = -2;
+  }
+
+  /** Every weight widened into one float32 buffer (training, backward): resident stores only. */
+  materialize(): ParamStore {
+    if (!this.resident) throw new DitMoeError('its weights are streamed block by block (the memory budget is below the model); training and backward need them resident: raise --memory-budget', this.file.where);
+    const params = new ParamStore(paramSpecs(this.config));
+    for (const s of params.specs) {
+      const r = this.raw.get(s.name);
+      if (r) widen(r, params.get(s.name));
+      else params.get(s.name).set(this.get(s.name));
+    }
+    return params;
   }
 
   close(): void {

@@ -57,9 +57,9 @@ export interface ForwardResult {
 export class DiTModel {
   readonly config: DiTConfig;
   /** What the forward reads its weights from (ref/weights.ts). */
-  readonly weights: Weights;
+  weights: Weights;
   kernels: Kernels;
-  private readonly store: ParamStore | null;
+  private store: ParamStore | null;
 
   constructor(config: DiTConfig, params?: ParamStore | Weights, kernels: Kernels = refKernels) {
     this.config = validateConfig(config);
@@ -68,8 +68,12 @@ export class DiTModel {
     this.kernels = kernels;
   }
 
-  /** The parameters in one float32 buffer (training, backward); a model whose weights come from a file's store has none. */
+  /**
+   * The parameters in one float32 buffer (training, backward). A model on a file's store gets
+   * them from it on first use (from then on its forward reads them); a streamed one has none.
+   */
   get params(): ParamStore {
+    if (!this.store && this.weights.materialize) this.weights = this.store = this.weights.materialize();
     if (!this.store) throw new DitMoeError('its weights are read from the file as the forward needs them; training and backward need them in one float32 buffer (load it without a memory budget below its size)', 'model');
     return this.store;
   }

@@ -6,12 +6,16 @@
  * (io/weightStore.ts), is another. The model calls `enter(scope)` before a scope's `get`s and
  * `leave(scope)` after its last use of them.
  */
+import type { ParamStore } from './params.js';
+
 export interface Weights {
   get(name: string): Float32Array;
   has(name: string): boolean;
   /** The forward enters a scope: STEM (-1, the embeddings), block i, or depth (the final layer). */
   enter?(scope: number): void;
   leave?(scope: number): void;
+  /** Every weight in one float32 buffer (what training and backward need), when the store can give it. */
+  materialize?(): ParamStore;
 }
 
 /** The scope of the embeddings (patch, timestep, label, position). */

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { DitMoeError } from '../../ref/errors.js';
 import { positiveInt } from '../options.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
+import { memoryBudgetOption } from '../memoryBudget.js';
 import { loadModelFile, readModelTensors, type ModelOptions } from '../loadModel.js';
 import { progressBar } from '../progress.js';
 import { parseLabels, type SampleRequest } from './sample.js';
@@ -37,6 +38,7 @@ export function register(program: Command): void {
     .option('--raw', 'also write routing.safetensors: every step\'s chosen experts and weights per token (grows with steps × images)')
     .addOption(backendOption('auto'))
     .addOption(threadsOption())
+    .addOption(memoryBudgetOption())
     .action(async (o: { model: string; out: string; samples: number; class?: string; sampler?: string; steps: number; cfg: number; guidedChannels: string; seed: number; watch: number; mapSteps: number; raw?: boolean; backend: string; threads?: number } & ModelOptions) => {
       if (!Number.isFinite(o.cfg)) throw new DitMoeError(`guidance scale '${o.cfg}' is not a finite number`, '--cfg');
       if (!Number.isInteger(o.seed) || o.seed < 0) throw new DitMoeError('must be a non-negative integer', '--seed');

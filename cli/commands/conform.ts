@@ -5,6 +5,7 @@ import { serializeSafetensors } from '../../io/safetensors.js';
 import { runCase, compareTensors, formatCompareLine } from '../../conform/index.js';
 import { readSafetensorsFile, writeFileAtomic } from '../files.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
+import { memoryBudgetOption } from '../memoryBudget.js';
 import { loadModelFile, type ModelOptions } from '../loadModel.js';
 import type { DiTModel } from '../../ref/model.js';
 import type { DiTConfig } from '../../ref/config.js';
@@ -31,6 +32,7 @@ export function register(program: Command): void {
     .requiredOption('--out <file>', 'result file (.safetensors)')
     .addOption(backendOption('ref'))
     .addOption(threadsOption())
+    .addOption(memoryBudgetOption())
     .action(async (casePath: string, o: { model?: string; out: string; backend: string; threads?: number } & ModelOptions) => {
       const kase = readSafetensorsFile(casePath);
       const kernels = await kernelsFor(o.backend, o.threads);

@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { DitMoeError } from '../../ref/errors.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
+import { memoryBudgetOption } from '../memoryBudget.js';
 import { numberArg } from '../options.js';
 import { loadModelFile, readModelTensors } from '../loadModel.js';
 import { writeFileAtomic, readSafetensorsFile } from '../files.js';
@@ -30,8 +31,9 @@ export function register(program: Command): void {
     .option('--grid <file.png>', 'also write the samples as a grid (one row per class)')
     .addOption(backendOption('auto'))
     .addOption(threadsOption())
+    .addOption(memoryBudgetOption())
     .option('--json', 'print the report as JSON')
-    .action(async (o: { model: string; weights?: string; samples: number; data: string; objective?: string; steps: number; cfg: number; seed: number; grid?: string; backend: string; threads?: number; json?: boolean }) => {
+    .action(async (o: { model: string; weights?: string; samples: number; data: string; objective?: string; steps: number; cfg: number; seed: number; grid?: string; backend: string; threads?: number; memoryBudget?: number; json?: boolean }) => {
       const data = loadDataset(o.data);
       const kernels = await kernelsFor(o.backend, o.threads);
       // our training checkpoints hold the model's weights and ema.*: the EMA by default when present
@@ -39,7 +41,7 @@ export function register(program: Command): void {
       const hasEma = !isPt && [...readSafetensorsFile(o.model).tensors.keys()].some((k) => k.startsWith('ema.'));
       const which = o.weights ?? (hasEma ? 'ema' : isPt ? undefined : 'model'); // .pt: the official choice (ema when present)
       const { metadata } = await readModelTensors(o.model, { weights: which });
-      const model = await loadModelFile(o.model, kernels, { weights: which });
+      const model = await loadModelFile(o.model, kernels, { weights: which, memoryBudget: o.memoryBudget });
       const config = model.config;
       const objective = (o.objective ?? metadata.objective ?? 'flow') as Objective;
       if (objective !== 'flow' && objective !== 'ddpm') throw new DitMoeError(`unknown objective '${objective}' (flow, ddpm)`, '--objective');

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import { DitMoeError } from '../../ref/errors.js';
 import { presetConfig, type DiTConfig } from '../../ref/config.js';
 import { accounting, humanCount } from '../../ref/accounting.js';
-import { readModelWeights, resolveModelConfig, type ResolvedConfig } from '../loadModel.js';
+import { openModelWeights, resolveModelConfig, type ResolvedConfig } from '../loadModel.js';
 
 /** For an inferred configuration: where the fields the shapes do not show came from. */
 function sourcesLine(r: ResolvedConfig): string {
@@ -46,7 +46,9 @@ export function register(program: Command): void {
         process.stdout.write(`preset DiT-MoE-${o.preset}-${c.num_experts}E${c.num_experts_per_tok}A\n${describe(c)}\n`);
         return;
       }
-      const { tensors, metadata } = await readModelWeights(file, o);
+      const { file: opened, source } = await openModelWeights(file, o); // the header or directory only: no tensor is read
+      source.close();
+      const { tensors, metadata } = opened;
       const r = resolveModelConfig(file, tensors, metadata, o, 'unknown');
       const dtypes = new Map<string, number>();
       for (const t of tensors.values()) dtypes.set(t.dtype, (dtypes.get(t.dtype) ?? 0) + 1);

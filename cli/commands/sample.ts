@@ -12,6 +12,7 @@ import { sampleDdim, sampleDdpm, sampleRectifiedFlow, type Guidance, type Diffus
 import { serializeSafetensors, f32, i64 } from '../../io/safetensors.js';
 import { writeFileAtomic } from '../files.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
+import { memoryBudgetOption } from '../memoryBudget.js';
 import { loadModelWithMetadata, type ModelOptions } from '../loadModel.js';
 import { DiTModel } from '../../ref/model.js';
 import { initializeWeights } from '../../ref/init.js';
@@ -85,6 +86,7 @@ export function register(program: Command): void {
     .option('--cols <n>', 'columns of the PNG grid (default: about √count)', positiveInt('--cols'))
     .addOption(backendOption('auto'))
     .addOption(threadsOption())
+    .addOption(memoryBudgetOption())
     .action(async (o: { model?: string; initSeed: number; class?: string; count: number; sampler?: string; steps: number; cfg: number; guidedChannels: string; eta: number; seed: number; out: string; trajectory?: string; scale?: number; cols?: number; backend: string; threads?: number; experts?: number } & ModelOptions) => {
       if (!Number.isFinite(o.cfg)) throw new DitMoeError(`guidance scale '${o.cfg}' is not a finite number`, '--cfg');
       if (!Number.isInteger(o.seed) || o.seed < 0) throw new DitMoeError('must be a non-negative integer', '--seed');
