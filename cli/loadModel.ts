@@ -120,11 +120,15 @@ function pickRefs(all: Map<string, TensorRef>, weights: 'model' | 'ema', file: s
   return new Map([...pickWeights(all, weights, file)].map(([k, t]) => [k, { ...t, name: k }]));
 }
 
-/** Reads every tensor of an opened file (float16/bfloat16 widened, their dtype kept). */
-function readAll(file: TensorFile): Map<string, StTensor> {
-  const out = new Map<string, StTensor>();
-  for (const t of file.tensors.values()) out.set(t.name, toStTensor(readRawTensor(file, t)));
-  return out;
+/** Reads every tensor of an opened file (float16/bfloat16 widened, their dtype kept), then closes it. */
+function readAll({ file, source }: { file: TensorFile; source: FileSource }): { tensors: Map<string, StTensor>; metadata: Record<string, string> } {
+  try {
+    const tensors = new Map<string, StTensor>();
+    for (const t of file.tensors.values()) tensors.set(t.name, toStTensor(readRawTensor(file, t)));
+    return { tensors, metadata: file.metadata };
+  } finally {
+    source.close();
+  }
 }
 
 /**
@@ -133,22 +137,12 @@ function readAll(file: TensorFile): Map<string, StTensor> {
  * `opts.weights` is given (then those weights, prefixes stripped) — `readModelWeights` always picks.
  */
 export async function readModelTensors(file: string, opts: ModelOptions = {}): Promise<{ tensors: Map<string, StTensor>; metadata: Record<string, string> }> {
-  const { file: f, source } = await openModelTensors(file, opts);
-  try {
-    return { tensors: readAll(f), metadata: f.metadata };
-  } finally {
-    source.close();
-  }
+  return readAll(await openModelTensors(file, opts));
 }
 
 /** The model's tensors of a model file: for a training checkpoint of ours, the plain names (`model`, the default) or `ema.*`. */
 export async function readModelWeights(file: string, opts: ModelOptions = {}): Promise<{ tensors: Map<string, StTensor>; metadata: Record<string, string> }> {
-  const { file: f, source } = await openModelWeights(file, opts);
-  try {
-    return { tensors: readAll(f), metadata: f.metadata };
-  } finally {
-    source.close();
-  }
+  return readAll(await openModelWeights(file, opts));
 }
 
 const CHECKPOINT_PREFIX = /^(ema|adam_m|adam_v)\./;

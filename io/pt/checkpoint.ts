@@ -302,31 +302,50 @@ export interface PtWriteOptions {
  * laid out as `torch.save` lays it out (data.pkl, byteorder, data/<key> in key order, version).
  */
 export function writePtCheckpoint(stateDict: Map<string, StTensor>, opts: PtWriteOptions = {}): Uint8Array {
-  const root = opts.root ?? 'archive';
+  const root = checkRoot(opts.root);
+  const data = [...stateDict].map(([name, t]) => encode(t, name));
+  const { pkl, keys } = ptPickle([...stateDict].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })), opts);
+  const records = [
+    { name: `${root}/data.pkl`, data: pkl },
+    ...(opts.byteorder === false ? [] : [{ name: `${root}/byteorder`, data: new TextEncoder().encode('little') }]),
+    ...keys.map((k) => ({ name: `${root}/data/${k}`, data: data[Number(k)] })),
+    { name: `${root}/version`, data: new TextEncoder().encode('3\n') },
+  ];
+  return writeZip(records);
+}
+
+function checkRoot(root = 'archive'): string {
   if (!/^[A-Za-z0-9_.-]+$/.test(root)) throw new DitMoeError(`zip root folder '${root}' must be a simple name`);
-  const storages: { key: string; data: Uint8Array }[] = [];
+  return root;
+}
+
+/**
+ * The pickle of a state dict of `_rebuild_tensor_v2` tensors, one storage per tensor
+ * (contiguous, offset 0, storage key = its index), and the storage keys in the order
+ * torch.save writes their records (sorted as strings: 0, 1, 10, 11, ..., 2, ...). For writers
+ * that stream the storages themselves (bench/writeCheckpoint.ts).
+ */
+export function ptPickle(tensors: { name: string; dtype: DType; shape: number[] }[], opts: PtWriteOptions = {}): { pkl: Uint8Array; keys: string[] } {
   const entries: [string, PickleValue][] = [];
-  for (const [name, t] of stateDict) {
-    const key = String(storages.length);
-    const data = encode(t, name);
-    storages.push({ key, data });
-    const n = t.data.length;
-    const stride: number[] = new Array(t.shape.length);
-    for (let i = t.shape.length - 1, s = 1; i >= 0; i--) {
-      stride[i] = s;
-      s *= t.shape[i];
+  tensors.forEach(({ name, dtype, shape }, i) => {
+    if (!Object.hasOwn(STORAGE_CLASS, dtype)) throw new DitMoeError(`dtype ${dtype} cannot be written to a .pt`, `tensor '${name}'`);
+    const stride: number[] = new Array(shape.length);
+    let n = 1;
+    for (let d = shape.length - 1; d >= 0; d--) {
+      stride[d] = n;
+      n *= shape[d];
     }
-    const pid = new PickleTuple(['storage', new PickleGlobal('torch', STORAGE_CLASS[t.dtype]), key, 'cpu', n]);
+    const pid = new PickleTuple(['storage', new PickleGlobal('torch', STORAGE_CLASS[dtype]), String(i), 'cpu', n]);
     const args: PickleValue[] = [
       new PicklePersistent(pid),
       0,
-      new PickleTuple(t.shape),
+      new PickleTuple(shape),
       new PickleTuple(stride),
       false,
       new PickleCall('collections', 'OrderedDict', []),
     ];
     entries.push([name, new PickleCall('torch._utils', '_rebuild_tensor_v2', args)]);
-  }
+  });
   let obj: PickleValue = new PickleDict(entries, (opts.dictType ?? 'OrderedDict') === 'OrderedDict');
   if (opts.nestUnder !== undefined) {
     const top: [string, PickleValue][] = [[opts.nestUnder, obj]];
@@ -338,16 +357,8 @@ export function writePtCheckpoint(stateDict: Map<string, StTensor>, opts: PtWrit
   } else if (opts.scalars && Object.keys(opts.scalars).length) {
     throw new DitMoeError('scalar entries need a nested checkpoint (nestUnder)');
   }
-  const records = [
-    { name: `${root}/data.pkl`, data: pickle(obj) },
-    ...(opts.byteorder === false ? [] : [{ name: `${root}/byteorder`, data: new TextEncoder().encode('little') }]),
-    // torch.save writes the storages sorted by key as strings: 0, 1, 10, 11, ..., 2, ...
-    ...storages
-      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-      .map((s) => ({ name: `${root}/data/${s.key}`, data: s.data })),
-    { name: `${root}/version`, data: new TextEncoder().encode('3\n') },
-  ];
-  return writeZip(records);
+  const keys = tensors.map((_, i) => String(i)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return { pkl: pickle(obj), keys };
 }
 
 /** A tensor's elements as little-endian bytes of its dtype. */
