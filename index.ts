@@ -29,4 +29,8 @@ export { patchify, unpatchify, patchEmbedForward } from './ref/patchEmbed.js';
 export { posEmbed2d } from './ref/posEmbed.js';
 export * as diffusion from './ref/diffusion/index.js';
 export * from './io/safetensors.js';
+export * from './ref/weights.js';
+export { memorySource, type ByteSource } from './io/byteSource.js';
+export { openSafetensors, readRawTensor, widen, type TensorFile, type TensorRef, type RawTensor } from './io/tensorFile.js';
+export { FileWeights, storedBytes, type WeightStoreOptions, type RangeReader, type ReadPlan } from './io/weightStore.js';
 export { runCase, supportedKinds, registerCaseKind, compareTensors, formatCompareLine, type CaseContext, type CaseRunner, type CompareLine } from './conform/index.js';

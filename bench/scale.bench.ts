@@ -58,8 +58,9 @@ export async function run(log: (line: string) => void): Promise<string> {
     const r = spawnSync(process.execPath, [path.join(here, 'scaleOne.js'), file, m.preset, String(m.experts), ...(m.budget ? [String(m.budget)] : [])], { encoding: 'utf8', maxBuffer: 1 << 24 });
     if (!process.env.SCALE_KEEP) fs.rmSync(file, { force: true });
     if (r.status !== 0) {
-      log(`${m.name}: failed: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`);
-      rows.push(`| ${m.name} | ${m.dtype} | ${(size / 1e9).toFixed(2)} | failed: ${r.stderr.trim().split('\n').pop()} |||||||`);
+      const why = r.stderr.split('\n').find((l) => /Error/.test(l)) ?? `exit ${r.status}`;
+      log(`${m.name}: failed: ${r.stderr}`);
+      rows.push(`| ${m.name} | ${m.dtype} | ${(size / 1e9).toFixed(2)} | failed: ${why} |||||||`);
       continue;
     }
     const x = JSON.parse(r.stdout.trim().split('\n').pop()!) as Result;

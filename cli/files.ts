@@ -6,7 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DitMoeError } from '../ref/errors.js';
-import { parseSafetensors, type SafeTensors } from '../io/safetensors.js';
+import { readSafetensors, type SafeTensors } from '../io/safetensors.js';
+import { openFileSource } from './fileSource.js';
 
 export function readBytes(file: string): Uint8Array {
   try {
@@ -19,8 +20,14 @@ export function readBytes(file: string): Uint8Array {
   }
 }
 
+/** A safetensors file's tensors, read tensor by tensor at their offsets (no size limit but memory). */
 export function readSafetensorsFile(file: string): SafeTensors {
-  return parseSafetensors(readBytes(file), file);
+  const src = openFileSource(file);
+  try {
+    return readSafetensors(src, file);
+  } finally {
+    src.close();
+  }
 }
 
 /** Writes `bytes` to `file` atomically: a temporary file beside it, then a rename. */

@@ -33,6 +33,8 @@ export interface TensorRef {
   decode(range: Uint8Array): RawTensor;
   /** The CRC-32 of the range, when the file states one for exactly this range (a .pt record). */
   crc32?: number;
+  /** Whether the range is the tensor's elements in order, little-endian (decode is a view): a reader may widen it itself. */
+  contiguous: boolean;
 }
 
 export interface TensorFile {
@@ -64,7 +66,7 @@ export function rawView(bytes: Uint8Array, dtype: DType): RawData {
 export function openSafetensors(src: ByteSource, where: string): TensorFile {
   const { entries, metadata } = indexSafetensors(src, where);
   const tensors = new Map<string, TensorRef>();
-  for (const e of entries) tensors.set(e.name, { ...e, decode: (range) => ({ dtype: e.dtype, shape: e.shape, data: rawView(range, e.dtype) }) });
+  for (const e of entries) tensors.set(e.name, { ...e, contiguous: true, decode: (range) => ({ dtype: e.dtype, shape: e.shape, data: rawView(range, e.dtype) }) });
   return { format: 'safetensors', source: src, where, tensors, metadata };
 }
 

@@ -7,7 +7,8 @@
  * embeddings' and the final layer's, small, are kept). Streamed: the embeddings and the final
  * layer are read at open; each block's tensors are read when the forward enters the block and
  * released when it leaves, and the next block (after the last, the first: the next forward's)
- * is read ahead while the current one computes, when the reader can (cli/readAhead.ts).
+ * is read ahead while the current one computes, when the reader can (cli/readAhead.ts: on a
+ * worker thread, which also checks the CRC-32s and widens the 16-bit tensors there).
  * Either way a tensor's values are the same: a streamed forward is bit-identical to a resident one.
  * Every array handed out carries a stable key (`tagWeight`), so the wasm backend finds the
  * weights it packed before even when the array is new.
@@ -20,19 +21,33 @@ import { tagWeight, STEM, type Weights } from '../ref/weights.js';
 import { checkTensorCrc, widen, type RawTensor, type TensorFile, type TensorRef } from './tensorFile.js';
 import type { ByteSource } from './byteSource.js';
 
-/** Tensors of one scope to read: each range of the file copied to `at` in one buffer of `size` bytes. */
+/**
+ * Tensors of one scope to read: each range of the file copied to `at` in one buffer of `size`
+ * bytes. A reader that can also widens the 16-bit tensors (`widen`: to byte `to` of a float32
+ * buffer of `wideSize` bytes) and checks the CRC-32s (`checks`, emptied once they have passed).
+ */
 export interface ReadPlan {
   scope: number;
   size: number;
   /** Ranges sorted by file offset; adjacent ranges are merged into one read. */
   reads: { offset: number; bytes: number; at: number }[];
   tensors: { ref: TensorRef; at: number }[];
+  widen: { name: string; at: number; n: number; dtype: 'F16' | 'BF16'; to: number }[];
+  wideSize: number;
+  checks: { at: number; bytes: number; crc: number }[];
+}
+
+/** A plan's bytes as read: the 16-bit tensors also widened, and the CRC-32s checked, when the reader did so. */
+export interface BlockBytes {
+  bytes: Uint8Array;
+  wide: Float32Array | null;
+  checked: boolean;
 }
 
 /** Executes read plans: synchronously, or ahead of time on another thread (cli/readAhead.ts). */
 export interface RangeReader {
   /** The plan's bytes (waits for the read-ahead of this plan, if one was started). */
-  read(plan: ReadPlan): Uint8Array;
+  read(plan: ReadPlan): BlockBytes;
   /** Starts reading a plan in the background; a later `read` of it returns its bytes. */
   readAhead?(plan: ReadPlan): void;
   /** The plan's bytes are no longer used (its buffer may be reused). */
@@ -46,12 +61,12 @@ export interface RangeReader {
 export function syncReader(src: ByteSource): RangeReader {
   const r = {
     waitMs: 0,
-    read(plan: ReadPlan): Uint8Array {
+    read(plan: ReadPlan): BlockBytes {
       const t0 = performance.now();
       const buf = new Uint8Array(plan.size);
       for (const x of plan.reads) src.read(x.offset, x.bytes, buf.subarray(x.at, x.at + x.bytes));
       r.waitMs += performance.now() - t0;
-      return buf;
+      return { bytes: buf, wide: null, checked: false };
     },
   };
   return r;
@@ -62,16 +77,24 @@ export function readPlan(scope: number, refs: TensorRef[]): ReadPlan {
   const sorted = [...refs].sort((a, b) => a.offset - b.offset);
   const tensors: ReadPlan['tensors'] = [];
   const reads: ReadPlan['reads'] = [];
+  const widen: ReadPlan['widen'] = [];
+  const checks: ReadPlan['checks'] = [];
   let size = 0;
+  let wideSize = 0;
   for (const ref of sorted) {
     const at = Math.ceil(size / 8) * 8;
     tensors.push({ ref, at });
+    if (ref.crc32 !== undefined) checks.push({ at, bytes: ref.bytes, crc: ref.crc32 });
+    if (ref.contiguous && (ref.dtype === 'F16' || ref.dtype === 'BF16')) {
+      widen.push({ name: ref.name, at, n: ref.bytes / 2, dtype: ref.dtype, to: wideSize });
+      wideSize += 2 * ref.bytes;
+    }
     const last = reads[reads.length - 1];
     if (last && last.offset + last.bytes === ref.offset && last.at + last.bytes === at) last.bytes += ref.bytes;
     else reads.push({ offset: ref.offset, bytes: ref.bytes, at });
     size = at + ref.bytes;
   }
-  return { scope, size, reads, tensors };
+  return { scope, size, reads, tensors, widen, wideSize, checks };
 }
 
 export interface WeightStoreOptions {
@@ -200,8 +223,17 @@ export class FileWeights implements Weights {
     this.opts.onScope?.(scope, this.depth);
     if (this.resident || scope < 0 || scope >= this.depth || this.loaded === scope) return;
     const plan = this.plans[scope];
-    const buf = this.reader.read(plan);
-    for (const { ref, at } of plan.tensors) this.keep(ref, buf.subarray(at, at + ref.bytes));
+    const { bytes, wide, checked } = this.reader.read(plan);
+    if (checked) {
+      for (const { ref } of plan.tensors) this.checked.add(ref.name);
+      plan.checks = []; // passed: not checked again
+    }
+    const widened = new Map(wide ? plan.widen.map((w) => [w.name, w]) : []);
+    for (const { ref, at } of plan.tensors) {
+      const w = widened.get(ref.name);
+      if (w) this.wide.set(ref.name, tagWeight(new Float32Array(wide!.buffer, wide!.byteOffset + w.to, w.n), `${this.id}:${ref.name}`));
+      else this.keep(ref, bytes.subarray(at, at + ref.bytes));
+    }
     this.loaded = scope;
     this.reader.readAhead?.(this.plans[(scope + 1) % this.depth]);
   }

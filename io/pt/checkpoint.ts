@@ -167,6 +167,7 @@ export function indexPtCheckpoint(src: ByteSource, where = 'checkpoint.pt', opts
       offset,
       bytes,
       crc32: checkCrc && whole ? entry.crc32 : undefined,
+      contiguous: littleEndian && isContiguous(v.shape, v.stride),
       decode: (range) => materialise(v, n, first, range, littleEndian),
     });
   }
@@ -202,12 +203,7 @@ function materialise(t: PtTensorRef, n: number, first: number, raw: Uint8Array, 
   const dtype = t.storage.dtype as DType;
   const es = ELEMENT_BYTES[dtype];
   const shape = [...t.shape];
-  let contiguous = true;
-  for (let i = shape.length - 1, want = 1; i >= 0; i--) {
-    if (shape[i] !== 1 && t.stride[i] !== want) contiguous = false;
-    want *= shape[i];
-  }
-  if (n === 0 || (contiguous && littleEndian)) return { dtype, shape, data: rawView(raw.subarray(0, n * es), dtype) };
+  if (n === 0 || (isContiguous(shape, t.stride) && littleEndian)) return { dtype, shape, data: rawView(raw.subarray(0, n * es), dtype) };
 
   // General case: walk the multi-index (an odometer over the shape), reading each element.
   const data = allocate(dtype, n);
@@ -228,6 +224,15 @@ function materialise(t: PtTensorRef, n: number, first: number, raw: Uint8Array, 
     }
   }
   return { dtype, shape, data };
+}
+
+/** Whether a view of this shape and stride is row-major contiguous (size-1 dimensions' strides do not matter). */
+function isContiguous(shape: number[], stride: number[]): boolean {
+  for (let i = shape.length - 1, want = 1; i >= 0; i--) {
+    if (shape[i] !== 1 && stride[i] !== want) return false;
+    want *= shape[i];
+  }
+  return true;
 }
 
 function allocate(dtype: DType, n: number): RawData {
