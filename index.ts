@@ -36,6 +36,10 @@ export { sampleDpmSolver, DpmSolver, discreteSchedule, flowSchedule, type DpmSol
 export { sampleHeun } from './ref/diffusion/heun.js';
 export * from './io/safetensors.js';
 export * from './io/modelFile.js';
+export * from './ref/weights.js';
+export { memorySource, type ByteSource } from './io/byteSource.js';
+export { openSafetensors, readRawTensor, widen, type TensorFile, type TensorRef, type RawTensor } from './io/tensorFile.js';
+export { FileWeights, storedBytes, type WeightStoreOptions, type RangeReader, type ReadPlan } from './io/weightStore.js';
 export { runCase, supportedKinds, registerCaseKind, compareTensors, formatCompareLine, type CaseContext, type CaseRunner, type CompareLine } from './conform/index.js';
 export { readOfficialCheckpoint, writeOfficialCheckpoint, type OfficialCheckpoint, type OfficialCheckpointParts } from './io/pt/officialCheckpoint.js';
 export { conv2dForward, convShape, convOut, type Conv2dShape } from './ref/vae/conv2d.js';

@@ -17,11 +17,17 @@
 import * as fs from 'node:fs';
 import { DitMoeError } from '../core/errors.js';
 import { validateConfig, presetConfig, DEFAULT_CONFIG, type DiTConfig } from '../ref/config.js';
-import { DiTModel, loadWeights, configFromMetadata } from '../ref/model.js';
+import { DiTModel, configFromMetadata } from '../ref/model.js';
 import { inferConfig, checkConfigFits, FORWARD_RELEVANT_DEFAULTS, type FieldSource, type ShapeMap } from '../ref/inferConfig.js';
 import type { Kernels } from '../ref/kernels.js';
 import type { StTensor } from '../io/safetensors.js';
-import { readBytes, readSafetensorsFile } from '../node/files.js';
+import { openSafetensors, readRawTensor, toStTensor, type TensorFile, type TensorRef } from '../io/tensorFile.js';
+import { FileWeights } from '../io/weightStore.js';
+import type { WasmKernels } from '../wasm/backend.js';
+import { readBytes } from '../node/files.js';
+import { openFileSource, type FileSource } from '../node/fileSource.js';
+import { readAheadReader } from '../node/readAhead.js';
+import { planMemory } from './memoryBudget.js';
 import { checkFiniteTensors } from './finite.js';
 import { pickWeights } from '../io/modelFile.js';
 
@@ -35,6 +41,10 @@ export interface ModelOptions {
   note?: (line: string) => void;
   /** Load weights holding NaN or infinities (--allow-nonfinite); refused otherwise. */
   allowNonfinite?: boolean;
+  /** --memory-budget in GB (default: what the machine can spare). */
+  memoryBudget?: number;
+  /** Progress of loading and of slow forwards (default: on stderr; null: none). */
+  progress?: ((line: string, done: boolean) => void) | null;
 }
 
 export interface ResolvedConfig {
@@ -80,31 +90,77 @@ function checkWeights(w: string | undefined): 'model' | 'ema' | undefined {
   return w;
 }
 
+const PT = /\.(pt|pth|bin|ckpt)$/i;
+
 /**
- * Reads the tensors and metadata of a model file, whatever its format. For .pt, the weights
- * `opts.weights` asks for; for safetensors, every tensor as stored unless `opts.weights` is given
- * (then those weights, prefixes stripped) — `readModelWeights` always picks.
+ * Opens a model file by offset, whatever its format: its header or zip directory (and pickle)
+ * read and checked, no tensor read. For .pt, the weights `opts.weights` asks for; for
+ * safetensors, every tensor unless `opts.weights` is given (then those weights, prefixes
+ * stripped). The source stays open (the store reads from it): `close` it when done.
+ */
+export async function openModelTensors(file: string, opts: ModelOptions = {}): Promise<{ file: TensorFile; source: FileSource }> {
+  const weights = checkWeights(opts.weights);
+  const source = openFileSource(file);
+  try {
+    if (PT.test(file)) {
+      const { indexPtCheckpoint } = await import('../io/pt/checkpoint.js');
+      return { file: indexPtCheckpoint(source, file, { weights }).file, source };
+    }
+    const st = openSafetensors(source, file);
+    return { file: weights === undefined ? st : { ...st, tensors: pickRefs(st.tensors, weights, file) }, source };
+  } catch (e) {
+    source.close();
+    throw e;
+  }
+}
+
+/**
+ * The same, picking the model's tensors of a training checkpoint of ours: `ema.*` by default when
+ * present (the one default, as the official `find_model`; a note says so), else the plain names.
+ * `fileTensors`: how many tensors the file holds in all (safetensors).
+ */
+export async function openModelWeights(file: string, opts: ModelOptions = {}): Promise<{ file: TensorFile; source: FileSource; fileTensors?: number }> {
+  const r = await openModelTensors(file, opts);
+  if (opts.weights !== undefined || PT.test(file)) return r;
+  const hasEma = [...r.file.tensors.keys()].some((k) => k.startsWith('ema.'));
+  if (hasEma) (opts.note ?? ((l: string) => process.stderr.write(l + '\n')))(`note: ${file} is a training checkpoint; using its EMA weights (--weights model for the raw ones)`);
+  return { ...r, file: { ...r.file, tensors: pickRefs(r.file.tensors, hasEma ? 'ema' : 'model', file) }, fileTensors: r.file.tensors.size };
+}
+
+/** pickWeights for tensors not read yet: each renamed as its key (prefix stripped). */
+function pickRefs(all: Map<string, TensorRef>, weights: 'model' | 'ema', file: string): Map<string, TensorRef> {
+  return new Map([...pickWeights(all, weights, file)].map(([k, t]) => [k, { ...t, name: k }]));
+}
+
+/** Reads every tensor of an opened file (float16/bfloat16 widened, their dtype kept), then closes it. */
+function readAll({ file, source }: { file: TensorFile; source: FileSource; fileTensors?: number }): { tensors: Map<string, StTensor>; metadata: Record<string, string> } {
+  try {
+    const tensors = new Map<string, StTensor>();
+    for (const t of file.tensors.values()) tensors.set(t.name, toStTensor(readRawTensor(file, t)));
+    return { tensors, metadata: file.metadata };
+  } finally {
+    source.close();
+  }
+}
+
+/**
+ * Reads the tensors and metadata of a model file, whatever its format, tensor by tensor. For
+ * .pt, the weights `opts.weights` asks for; for safetensors, every tensor as stored unless
+ * `opts.weights` is given (then those weights, prefixes stripped) — `readModelWeights` always picks.
  */
 export async function readModelTensors(file: string, opts: ModelOptions = {}): Promise<{ tensors: Map<string, StTensor>; metadata: Record<string, string> }> {
-  const weights = checkWeights(opts.weights);
-  if (/\.(pt|pth|bin|ckpt)$/i.test(file)) {
-    const { readPtCheckpoint } = await import('../io/pt/checkpoint.js');
-    const ck = readPtCheckpoint(readBytes(file), file, { weights });
-    if (!opts.allowNonfinite) checkFiniteTensors(ck.stateDict, file);
-    return { tensors: ck.stateDict, metadata: ck.metadata };
-  }
-  const st = readSafetensorsFile(file);
-  if (!opts.allowNonfinite) checkFiniteTensors(st.tensors, file);
-  return weights === undefined ? st : { tensors: pickWeights(st.tensors, weights, file), metadata: st.metadata };
+  const r = readAll(await openModelTensors(file, opts));
+  if (!opts.allowNonfinite) checkFiniteTensors(r.tensors, file);
+  return r;
 }
 
 /** The model's tensors of a model file: for a training checkpoint of ours, `ema.*` (the default, when present) or the plain names (`model`). */
 export async function readModelWeights(file: string, opts: ModelOptions = {}): Promise<{ tensors: Map<string, StTensor>; metadata: Record<string, string>; fileTensors?: number }> {
-  const r = await readModelTensors(file, opts);
-  if (opts.weights !== undefined || /\.(pt|pth|bin|ckpt)$/i.test(file)) return r;
-  const hasEma = [...r.tensors.keys()].some((k) => k.startsWith('ema.'));
-  if (hasEma) (opts.note ?? ((l: string) => process.stderr.write(l + '\n')))(`note: ${file} is a training checkpoint; using its EMA weights (--weights model for the raw ones)`);
-  return { tensors: pickWeights(r.tensors, hasEma ? 'ema' : 'model', file), metadata: r.metadata, fileTensors: r.tensors.size };
+  const opened = await openModelWeights(file, opts);
+  const fileTensors = opened.fileTensors;
+  const r = readAll(opened);
+  if (!opts.allowNonfinite) checkFiniteTensors(r.tensors, file);
+  return { ...r, fileTensors };
 }
 
 export { pickWeights };
@@ -146,12 +202,72 @@ export async function loadModelFile(file: string, kernels: Kernels, opts: ModelO
   return (await loadModelWithMetadata(file, kernels, opts)).model;
 }
 
-/** The model and the file's metadata (a training checkpoint's `objective`, `step`, ...), reading the file once. */
+/**
+ * The model and the file's metadata (a training checkpoint's `objective`, `step`, ...). The file
+ * is read by offset into a weight store (io/weightStore.ts): resident when it fits the memory
+ * budget, else streamed block by block with read-ahead (cli/memoryBudget.ts decides, and says
+ * so on stderr when the model is large or streamed).
+ */
 export async function loadModelWithMetadata(file: string, kernels: Kernels, opts: ModelOptions = {}): Promise<{ model: DiTModel; metadata: Record<string, string> }> {
-  const { tensors, metadata } = await readModelWeights(file, opts);
-  const r = resolveModelConfig(file, tensors, metadata, opts);
-  const note = defaultedNote(file, r);
-  if (note) (opts.note ?? ((l: string) => process.stderr.write(l + '\n')))(note);
-  const { params } = loadWeights(r.config, tensors, file);
-  return { model: new DiTModel(r.config, params, kernels), metadata };
+  const { file: f, source } = await openModelWeights(file, opts);
+  try {
+    const r = resolveModelConfig(file, f.tensors, f.metadata, opts);
+    const say = opts.note ?? ((l: string) => process.stderr.write(l + '\n'));
+    const note = defaultedNote(file, r);
+    if (note) say(note);
+    const wasm = kernels.name === 'wasm' && 'weightCache' in kernels;
+    const plan = planMemory(f, r.config, wasm, opts.memoryBudget);
+    if (!plan.resident || source.size > LOG_ABOVE || opts.memoryBudget !== undefined) say(plan.line);
+    if (wasm) (kernels as WasmKernels).weightCache.budget = plan.wasmWeights;
+    const progress = opts.progress === undefined ? stderrProgress() : opts.progress;
+    const store: FileWeights = new FileWeights(f, r.config, {
+      resident: plan.resident,
+      reader: plan.resident ? undefined : readAheadReader(source),
+      onRead: progress && source.size > LOG_ABOVE ? loadProgress(file, progress) : undefined,
+      onScope: progress ? forwardProgress((): number => store.waitMs, progress) : undefined,
+      check: opts.allowNonfinite ? undefined : (name, data, shape) => checkFiniteTensors([[name, { dtype: 'F32', shape, data }]], file),
+    });
+    if (plan.resident) source.close();
+    return { model: new DiTModel(r.config, store, kernels), metadata: f.metadata };
+  } catch (e) {
+    source.close();
+    throw e;
+  }
+}
+
+/** Files above this size get the memory line and loading progress. */
+const LOG_ABOVE = 256 * 2 ** 20;
+
+function stderrProgress(): (line: string, done: boolean) => void {
+  const tty = process.stderr.isTTY;
+  return (line, done) => process.stderr.write(tty ? `\r${line}${done ? '\n' : ''}` : done ? `${line}\n` : '');
+}
+
+/** Bytes read while loading, at most every half second. */
+function loadProgress(file: string, out: (line: string, done: boolean) => void): (done: number, total: number) => void {
+  let last = 0;
+  const t0 = Date.now();
+  return (done, total) => {
+    const now = Date.now();
+    if (done < total && now - last < 500) return;
+    last = now;
+    out(`reading ${file}: ${(done / 1e9).toFixed(2)} / ${(total / 1e9).toFixed(2)} GB (${((now - t0) / 1000).toFixed(1)} s)`, done === total);
+  };
+}
+
+/** A forward past 3 s shows the block it has reached (and the time spent waiting for the disk). */
+function forwardProgress(waitMs: () => number, out: (line: string, done: boolean) => void): (scope: number, depth: number) => void {
+  let t0 = 0;
+  let wait0 = 0;
+  return (scope, depth) => {
+    const now = Date.now();
+    if (scope < 0) {
+      t0 = now;
+      wait0 = waitMs();
+      return;
+    }
+    if (now - t0 < 3000) return;
+    const line = `forward: ${scope < depth ? `block ${scope + 1}/${depth}` : 'final layer'} (${((now - t0) / 1000).toFixed(1)} s, ${((waitMs() - wait0) / 1000).toFixed(1)} s waiting for the disk)`;
+    out(line, scope === depth);
+  };
 }

@@ -18,12 +18,12 @@ import { readPtCheckpoint } from './pt/checkpoint.js';
 const CHECKPOINT_PREFIX = /^(ema|adam_m|adam_v)\./;
 
 /** A safetensors training checkpoint of ours holds plain names (model), ema.*, adam_m.*, adam_v.*: one set of weights. */
-export function pickWeights(all: Map<string, StTensor>, weights: 'model' | 'ema', file: string): Map<string, StTensor> {
+export function pickWeights<T = StTensor>(all: Map<string, T>, weights: 'model' | 'ema', file: string): Map<string, T> {
   if (![...all.keys()].some((k) => CHECKPOINT_PREFIX.test(k))) {
     if (weights === 'ema') throw new DitMoeError('has no EMA weights (ema.*); use --weights model', file);
     return all; // a plain state dict
   }
-  const tensors = new Map<string, StTensor>();
+  const tensors = new Map<string, T>();
   if (weights === 'ema') {
     for (const [k, v] of all) if (k.startsWith('ema.')) tensors.set(k.slice(4), v);
     if (tensors.size === 0) throw new DitMoeError('has no EMA weights (ema.*); use --weights model', file);

@@ -10,6 +10,7 @@
 import { DitMoeError } from '../core/errors.js';
 import { numel, shapeStr } from '../core/tensor.js';
 import { halfToFloat, bf16ToFloat, floatToHalf, floatToBf16, type DType, type StTensor, type TensorData } from '../core/dtype.js';
+import { memorySource, type ByteSource } from './byteSource.js';
 
 // The dtypes and their conversions live in core/dtype.ts (ref/ uses them too); re-exported here
 // so that a format's users find them where they read the format.
@@ -28,26 +29,46 @@ function fail(what: string, where: string): never {
   throw new DitMoeError(what, where);
 }
 
-/** Parses a safetensors file. `where` (usually the file name) prefixes every error. */
-export function parseSafetensors(bytes: Uint8Array, where = 'safetensors'): SafeTensors {
-  if (bytes.length < 8) fail(`file is ${bytes.length} bytes, shorter than the 8-byte header length`, where);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n64 = dv.getBigUint64(0, true);
-  if (n64 > BigInt(bytes.length - 8)) fail(`header length ${n64} runs past the end of the file (${bytes.length} bytes): truncated or not a safetensors file`, where);
+/** One tensor of a safetensors file: where its bytes lie (absolute offsets in the file). */
+export interface StEntry {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  /** Byte offset of its data in the file, and its length in bytes. */
+  offset: number;
+  bytes: number;
+}
+
+export interface SafetensorsIndex {
+  entries: StEntry[];
+  metadata: Record<string, string>;
+}
+
+/**
+ * Reads and checks a safetensors file's header from a byte source, without reading any tensor:
+ * every entry's dtype, shape and offsets are validated against each other and the file's size
+ * (a truncated file is reported here). `where` (usually the file name) prefixes every error.
+ */
+export function indexSafetensors(src: ByteSource, where = 'safetensors'): SafetensorsIndex {
+  const size = src.size;
+  if (size < 8) fail(`file is ${size} bytes, shorter than the 8-byte header length`, where);
+  const head = src.read(0, 8);
+  const n64 = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
+  if (n64 > BigInt(size - 8)) fail(`header length ${n64} runs past the end of the file (${size} bytes): truncated or not a safetensors file`, where);
   const n = Number(n64);
   if (n > MAX_HEADER_BYTES) fail(`header length ${n} is larger than ${MAX_HEADER_BYTES} bytes`, where);
   if (n < 2) fail(`header length ${n} is too short for a JSON object`, where);
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(src.read(8, n)));
   } catch (e) {
     fail(`header is not valid JSON (${(e as Error).message})`, where);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object', where);
   const dataStart = 8 + n;
-  const dataLen = bytes.length - dataStart;
+  const dataLen = size - dataStart;
   const metadata: Record<string, string> = {};
-  const entries: { name: string; dtype: DType; shape: number[]; begin: number; end: number }[] = [];
+  const entries: StEntry[] = [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
       if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('__metadata__ is not an object', where);
@@ -71,22 +92,29 @@ export function parseSafetensors(bytes: Uint8Array, where = 'safetensors'): Safe
     if (end > dataLen) fail(`data_offsets [${begin}, ${end}] run past the end of the data (${dataLen} bytes): file truncated?`, at);
     const want = numel(shape) * DTYPE_BYTES[dtype];
     if (end - begin !== want) fail(`holds ${end - begin} bytes but shape ${shapeStr(shape)} of ${dtype} needs ${want}`, at);
-    entries.push({ name, dtype, shape, begin, end });
+    entries.push({ name, dtype, shape, offset: dataStart + begin, bytes: end - begin });
   }
-  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
-  let covered = 0;
+  const sorted = [...entries].sort((a, b) => a.offset - b.offset || a.bytes - b.bytes);
+  let covered = dataStart;
   for (const e of sorted) {
-    if (e.begin < covered) fail(`tensor '${e.name}' (bytes ${e.begin}..${e.end}) overlaps another tensor`, where);
-    if (e.begin > covered) fail(`bytes ${covered}..${e.begin} of the data belong to no tensor`, where);
-    covered = e.end;
+    if (e.offset < covered) fail(`tensor '${e.name}' (bytes ${e.offset - dataStart}..${e.offset - dataStart + e.bytes}) overlaps another tensor`, where);
+    if (e.offset > covered) fail(`bytes ${covered - dataStart}..${e.offset - dataStart} of the data belong to no tensor`, where);
+    covered = e.offset + e.bytes;
   }
-  if (covered !== dataLen) fail(`the last ${dataLen - covered} bytes of the data belong to no tensor`, where);
+  if (covered !== size) fail(`the last ${size - covered} bytes of the data belong to no tensor`, where);
+  return { entries, metadata };
+}
 
+/** Parses a safetensors file held in memory (F16/BF16 widened to float32, their dtype kept). `where` prefixes every error. */
+export function parseSafetensors(bytes: Uint8Array, where = 'safetensors'): SafeTensors {
+  return readSafetensors(memorySource(bytes, where), where);
+}
+
+/** Reads every tensor of a safetensors source, one read per tensor. */
+export function readSafetensors(src: ByteSource, where = 'safetensors'): SafeTensors {
+  const { entries, metadata } = indexSafetensors(src, where);
   const tensors = new Map<string, StTensor>();
-  for (const e of entries) {
-    const src = bytes.subarray(dataStart + e.begin, dataStart + e.end);
-    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: decode(src, e.dtype) });
-  }
+  for (const e of entries) tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: decode(src.read(e.offset, e.bytes), e.dtype) });
   return { tensors, metadata };
 }
 

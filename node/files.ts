@@ -6,8 +6,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DitMoeError } from '../core/errors.js';
-import { parseSafetensors, type SafeTensors } from '../io/safetensors.js';
+import { readSafetensors, type SafeTensors } from '../io/safetensors.js';
 import { cleanStaleTemps } from './outputs.js';
+import { openFileSource } from './fileSource.js';
 
 export function readBytes(file: string): Uint8Array {
   try {
@@ -25,8 +26,14 @@ export function readBytes(file: string): Uint8Array {
   }
 }
 
+/** A safetensors file's tensors, read tensor by tensor at their offsets (no size limit but memory). */
 export function readSafetensorsFile(file: string): SafeTensors {
-  return parseSafetensors(readBytes(file), file);
+  const src = openFileSource(file);
+  try {
+    return readSafetensors(src, file);
+  } finally {
+    src.close();
+  }
 }
 
 /** Writes `bytes` to `file` atomically: a temporary file beside it, then a rename. */

@@ -8,7 +8,7 @@
 import { tensorFrom, type Kernels } from './kernels.js';
 import type { DiTConfig } from './config.js';
 import { dims } from './config.js';
-import type { ParamStore } from './params.js';
+import type { Weights } from './weights.js';
 import { selfAttentionForward, selfAttentionBackward, type AttentionWeights, type AttentionCache } from './selfAttention.js';
 import { moeForward, moeBackward, type MoeWeights, type MoeCache, type MoeDims } from './moe.js';
 
@@ -22,7 +22,7 @@ export interface BlockWeights {
 }
 
 /** Views of block i's weights in a parameter (or gradient) store. */
-export function blockWeights(p: ParamStore, i: number, c: DiTConfig): BlockWeights {
+export function blockWeights(p: Weights, i: number, c: DiTConfig): BlockWeights {
   const b = `blocks.${i}.`;
   const flash = c.use_flash_attn;
   const attn: AttentionWeights = flash

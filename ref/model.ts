@@ -13,6 +13,7 @@ import { dims, validateConfig } from './config.js';
 import type { Kernels } from './kernels.js';
 import { refKernels } from './refKernels.js';
 import { ParamStore, paramSpecs } from './params.js';
+import { inScope, STEM, type Weights } from './weights.js';
 import { sameShape, shapeStr } from '../core/tensor.js';
 import { siluForward, siluBackward } from './activations.js';
 import { timestepEmbedForward, timestepEmbedBackward, type TimestepCache } from './timestepEmbedding.js';
@@ -56,13 +57,26 @@ export interface ForwardResult {
 
 export class DiTModel {
   readonly config: DiTConfig;
-  readonly params: ParamStore;
+  /** What the forward reads its weights from (ref/weights.ts). */
+  weights: Weights;
   kernels: Kernels;
+  private store: ParamStore | null;
 
-  constructor(config: DiTConfig, params?: ParamStore, kernels: Kernels = refKernels) {
+  constructor(config: DiTConfig, params?: ParamStore | Weights, kernels: Kernels = refKernels) {
     this.config = validateConfig(config);
-    this.params = params ?? new ParamStore(paramSpecs(this.config));
+    this.weights = params ?? new ParamStore(paramSpecs(this.config));
+    this.store = this.weights instanceof ParamStore ? this.weights : null;
     this.kernels = kernels;
+  }
+
+  /**
+   * The parameters in one float32 buffer (training, backward). A model on a file's store gets
+   * them from it on first use (from then on its forward reads them); a streamed one has none.
+   */
+  get params(): ParamStore {
+    if (!this.store && this.weights.materialize) this.weights = this.store = this.weights.materialize();
+    if (!this.store) throw new DitMoeError('its weights are read from the file as the forward needs them; training and backward need them in one float32 buffer (load it without a memory budget below its size)', 'model');
+    return this.store;
   }
 
   /** Output shape for an input batch. */
@@ -126,22 +140,25 @@ export class DiTModel {
     const c = this.config;
     const d = dims(c);
     const k = this.kernels;
-    const p = this.params;
+    const p = this.weights;
     const { D, T } = d;
     const H = c.input_size;
 
     // x_embed = PatchEmbed(x) + pos_embed
     let h = k.tensor(N * T * D);
-    const patches = patchEmbedForward(k, h, x, p.get('x_embedder.proj.weight'), p.get('x_embedder.proj.bias'), N, c.in_channels, H, H, c.patch_size, D);
-    const pos = p.get('pos_embed');
-    for (let n = 0; n < N; n++) for (let i = 0; i < T * D; i++) h[n * T * D + i] += pos[i];
-
-    // c = t_emb + y_emb
     const tEmb = new Float32Array(N * D);
-    const tCache = timestepEmbedForward(k, tEmb, t, p.get('t_embedder.mlp.0.weight'), p.get('t_embedder.mlp.0.bias'), p.get('t_embedder.mlp.2.weight'), p.get('t_embedder.mlp.2.bias'), N, c.frequency_embedding_size, D);
     const yInt = Int32Array.from(y as ArrayLike<number>);
     const yEmb = new Float32Array(N * D);
-    labelEmbedForward(yEmb, yInt, p.get('y_embedder.embedding_table.weight'), N, D, d.numLabels);
+    const { patches, tCache } = inScope(p, STEM, () => {
+      const patches = patchEmbedForward(k, h, x, p.get('x_embedder.proj.weight'), p.get('x_embedder.proj.bias'), N, c.in_channels, H, H, c.patch_size, D);
+      const pos = p.get('pos_embed');
+      for (let n = 0; n < N; n++) for (let i = 0; i < T * D; i++) h[n * T * D + i] += pos[i];
+
+      // c = t_emb + y_emb
+      const tCache = timestepEmbedForward(k, tEmb, t, p.get('t_embedder.mlp.0.weight'), p.get('t_embedder.mlp.0.bias'), p.get('t_embedder.mlp.2.weight'), p.get('t_embedder.mlp.2.bias'), N, c.frequency_embedding_size, D);
+      labelEmbedForward(yEmb, yInt, p.get('y_embedder.embedding_table.weight'), N, D, d.numLabels);
+      return { patches, tCache };
+    });
     const cond = new Float32Array(N * D);
     for (let i = 0; i < N * D; i++) cond[i] = tEmb[i] + yEmb[i];
     const siluC = new Float32Array(N * D);
@@ -159,7 +176,7 @@ export class DiTModel {
     const aux: number[] = [];
     for (let i = 0; i < c.depth; i++) {
       const next = k.tensor(N * T * D);
-      const bc = blockForward(k, next, h, siluC, blockWeights(p, i, c), c, N, T, train, trace, `block${i}.`);
+      const bc = inScope(p, i, () => blockForward(k, next, h, siluC, blockWeights(p, i, c), c, N, T, train, trace, `block${i}.`));
       aux.push(bc.moe.aux);
       if (train) {
         blockIn.push(h);
@@ -170,7 +187,7 @@ export class DiTModel {
 
     const P = c.patch_size * c.patch_size * d.outChannels;
     const fin = k.tensor(N * T * P);
-    const finalCache = finalLayerForward(k, fin, h, siluC, this.finalWeights(p), N, T, D, P);
+    const finalCache = inScope(p, c.depth, () => finalLayerForward(k, fin, h, siluC, this.finalWeights(p), N, T, D, P));
     if (trace) trace('final', fin, [N, T, P]);
     const out = new Float32Array(N * d.outChannels * H * H);
     unpatchify(out, fin, N, d.outChannels, H, H, c.patch_size);
@@ -179,7 +196,7 @@ export class DiTModel {
     return { out, aux, cache };
   }
 
-  private finalWeights(p: ParamStore): FinalWeights {
+  private finalWeights(p: Weights): FinalWeights {
     return { adaW: p.get('final_layer.adaLN_modulation.1.weight'), adaB: p.get('final_layer.adaLN_modulation.1.bias'), linW: p.get('final_layer.linear.weight'), linB: p.get('final_layer.linear.bias') };
   }
 
@@ -254,29 +271,18 @@ export class DiTModel {
 }
 
 /**
- * Loads weights by their official state_dict names. Missing or wrong-shaped tensors are an
- * error listing every one; unexpected tensors are reported. `pos_embed` is fixed: computed
- * when absent.
+ * Checks a file's tensors (by shape) against the configuration's state_dict: missing or
+ * wrong-shaped tensors are an error listing every one; unexpected tensors are reported.
+ * `pos_embed` is fixed: reported as computed when absent.
  */
-export function loadWeights(config: DiTConfig, tensors: Map<string, StTensor>, where = 'weights'): { params: ParamStore; report: LoadReport } {
+export function checkWeightShapes(config: DiTConfig, tensors: ReadonlyMap<string, { readonly shape: readonly number[] }>, where = 'weights'): LoadReport {
   const specs = paramSpecs(config);
-  const params = new ParamStore(specs);
   const report: LoadReport = { missing: [], unexpected: [], wrongShape: [], computed: [] };
   const known = new Set(specs.map((s) => s.name));
   for (const s of specs) {
     const t = tensors.get(s.name);
-    if (!t) {
-      if (s.name === 'pos_embed') {
-        params.get('pos_embed').set(posEmbed2d(config.hidden_size, config.input_size / config.patch_size));
-        report.computed.push(s.name);
-      } else report.missing.push(s.name);
-      continue;
-    }
-    if (!sameShape(t.shape, s.shape)) {
-      report.wrongShape.push({ name: s.name, expected: s.shape, got: t.shape });
-      continue;
-    }
-    params.get(s.name).set(asFloat32(t));
+    if (!t) (s.name === 'pos_embed' ? report.computed : report.missing).push(s.name);
+    else if (!sameShape(t.shape, s.shape)) report.wrongShape.push({ name: s.name, expected: s.shape, got: [...t.shape] });
   }
   for (const name of tensors.keys()) if (!known.has(name)) report.unexpected.push(name);
   if (report.missing.length || report.wrongShape.length) {
@@ -284,6 +290,22 @@ export function loadWeights(config: DiTConfig, tensors: Map<string, StTensor>, w
     if (report.missing.length) parts.push(`${report.missing.length} missing (${report.missing.slice(0, 5).join(', ')}${report.missing.length > 5 ? ', ...' : ''})`);
     if (report.wrongShape.length) parts.push(`${report.wrongShape.length} wrong-shaped (${report.wrongShape.slice(0, 5).map((w) => `${w.name}: expected ${shapeStr(w.expected)}, got ${shapeStr(w.got)}`).join('; ')}${report.wrongShape.length > 5 ? '; ...' : ''})`);
     throw new DitMoeError(`weights do not fit the configuration: ${parts.join('; ')}`, where);
+  }
+  return report;
+}
+
+/** The fixed position embedding of a configuration (what a file without `pos_embed` gets). */
+export function computedPosEmbed(config: DiTConfig): Float32Array {
+  return posEmbed2d(config.hidden_size, config.input_size / config.patch_size);
+}
+
+/** Loads weights by their official state_dict names into one float32 buffer (checked by `checkWeightShapes`). */
+export function loadWeights(config: DiTConfig, tensors: Map<string, StTensor>, where = 'weights'): { params: ParamStore; report: LoadReport } {
+  const report = checkWeightShapes(config, tensors, where);
+  const params = new ParamStore(paramSpecs(config));
+  for (const s of params.specs) {
+    const t = tensors.get(s.name);
+    params.get(s.name).set(t ? asFloat32(t) : computedPosEmbed(config));
   }
   return { params, report };
 }

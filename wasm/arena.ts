@@ -30,7 +30,7 @@ export class Arena {
   constructor(
     readonly memory: WasmMemory,
     heapBase: number,
-    private readonly zero: (ptr: number, n: number) => void = (ptr, n) => this.f32.fill(0, ptr >> 2, (ptr >> 2) + n),
+    private readonly zero: (ptr: number, n: number) => void = (ptr, n) => this.f32.fill(0, ptr >>> 2, (ptr >>> 2) + n),
   ) {
     this.top = Math.ceil(heapBase / ALIGN) * ALIGN;
     this.f32View = new Float32Array(memory.buffer);
@@ -87,7 +87,7 @@ export class Arena {
   /** A block holding a copy of src[0, n). */
   put(src: Float32Array, n: number = src.length): number {
     const p = this.alloc(n);
-    this.f32.set(n === src.length ? src : src.subarray(0, n), p >> 2);
+    this.f32.set(n === src.length ? src : src.subarray(0, n), p >>> 2);
     return p;
   }
 
@@ -100,7 +100,7 @@ export class Arena {
 
   /** dst[0, n) = the block's contents. */
   get(dst: Float32Array, p: number, n: number = dst.length): void {
-    dst.set(this.f32.subarray(p >> 2, (p >> 2) + n));
+    dst.set(this.f32.subarray(p >>> 2, (p >>> 2) + n));
   }
 
   release(ptr: number): void {

@@ -21,6 +21,7 @@
 import { DitMoeError } from '../core/errors.js';
 import type { Kernels } from '../ref/kernels.js';
 import { Arena } from './arena.js';
+import { WeightCache, DEFAULT_WEIGHT_BUDGET } from './weightCache.js';
 import { webAssembly, type WasmBytes, type WasmModule, type WasmMemory } from './webassembly.js';
 import type { Call, ThreadPool, WorkerFunction } from './threads.js';
 import type { SwigluWeights } from '../ref/moe.js';
@@ -81,6 +82,8 @@ export interface WasmKernels extends Kernels {
   silu(out: Float32Array, x: Float32Array, n: number): void;
   siluBackward(dx: Float32Array, dout: Float32Array, x: Float32Array, n: number): void;
   weightsChanged(): void;
+  /** Packed weights in the module's memory, within a budget (wasm/weightCache.ts). */
+  readonly weightCache: WeightCache;
   /** Threads in all (the calling one included). */
   readonly threads: number;
   /** Stops the worker threads, if any. */
@@ -102,6 +105,8 @@ export interface WasmOptions {
   threads?: number;
   /** Work (flops) below which a call stays on one thread; default 2e6. Tests set 0. */
   minParallelFlops?: number;
+  /** Bytes the packed weights may take in the module's memory (default 3 GiB of its 4). */
+  weightBudget?: number;
 }
 
 /** A minimal module using one v128 instruction: validates only where SIMD is supported. */
@@ -182,36 +187,15 @@ export function createSharedMemory(): WasmMemory {
  * The backend on a given memory: the thread loaders (wasm/node.ts) pass the shared-memory
  * module, its shared memory, and the pool of workers instantiated on both.
  */
-export function createWasmKernelsOn(module: WasmModule, memory: WasmMemory, pool: ThreadPool | null, minParallelFlops = PARALLEL_FLOPS): WasmKernels {
+export function createWasmKernelsOn(module: WasmModule, memory: WasmMemory, pool: ThreadPool | null, minParallelFlops = PARALLEL_FLOPS, weightBudget = DEFAULT_WEIGHT_BUDGET): WasmKernels {
   checkSimd();
   const exports = instantiate(module, memory);
   const arena = new Arena(memory, exports.heapBase(), (p, n) => exports.fillRows(p, n, 0, 1, n));
-  return withOperandChecks(new WasmBackend(exports, arena, pool, minParallelFlops));
+  return withOperandChecks(new WasmBackend(exports, arena, pool, minParallelFlops, weightBudget));
 }
-
-/** A packed weight: panels for x·Wᵀ ('nk') and, when a backward needs it, for dout·W ('kn'). */
-interface Packed {
-  N: number;
-  K: number;
-  nk: number;
-  kn: number;
-  fingerprint: Float32Array;
-}
-
-const FP = 8;
 
 /** Below this much work a call stays on one thread (waking a worker costs microseconds). */
 const PARALLEL_FLOPS = 2e6;
-
-function fingerprint(w: Float32Array, n: number, into: Float32Array): Float32Array {
-  for (let i = 0; i < FP; i++) into[i] = w[Math.floor((i * (n - 1)) / (FP - 1))];
-  return into;
-}
-
-function sameFingerprint(w: Float32Array, n: number, fp: Float32Array): boolean {
-  for (let i = 0; i < FP; i++) if (!Object.is(w[Math.floor((i * (n - 1)) / (FP - 1))], fp[i])) return false;
-  return true;
-}
 
 function dims(where: string, ...ds: number[]): void {
   for (const d of ds) if (!Number.isInteger(d) || d < 0) throw new DitMoeError(`dimensions must be non-negative integers, got ${ds.join(', ')}`, where);
@@ -321,11 +305,8 @@ class Scratch {
 
 class WasmBackend implements WasmKernels {
   readonly name = 'wasm';
-  private cache = new WeakMap<ArrayBufferLike, Map<string, Packed>>();
-  private live = new Set<Packed>();
-  private registry = new FinalizationRegistry<Map<string, Packed>>((entries) => {
-    for (const p of entries.values()) this.drop(p);
-  });
+  /** Packed weights within their budget (wasm/weightCache.ts). */
+  readonly weightCache: WeightCache;
 
   /** The 2×16 edge tile of each thread (index 0: the calling thread). */
   private tiles: number[];
@@ -339,8 +320,10 @@ class WasmBackend implements WasmKernels {
     readonly arena: Arena,
     private pool: ThreadPool | null,
     private minParallelFlops: number,
+    weightBudget = DEFAULT_WEIGHT_BUDGET,
   ) {
     this.exports = rawExports;
+    this.weightCache = new WeightCache(arena, weightBudget, (w, N, K, form) => this.pack(w, N, K, form), (N, K, form) => 4 * (form === 'nk' ? rawExports.packedBSize(N, K) : rawExports.packedBSize(K, N)));
     this.tiles = Array.from({ length: this.threads }, () => arena.alloc(32));
     this.sharedMemory = typeof SharedArrayBuffer !== 'undefined' && arena.memory.buffer instanceof SharedArrayBuffer;
   }
@@ -499,40 +482,12 @@ class WasmBackend implements WasmKernels {
   }
 
   weightsChanged(): void {
-    for (const p of [...this.live]) this.drop(p);
-    this.cache = new WeakMap();
+    this.weightCache.clear();
   }
 
-  private drop(p: Packed): void {
-    if (!this.live.delete(p)) return;
-    if (p.nk) this.arena.release(p.nk);
-    if (p.kn) this.arena.release(p.kn);
-    p.nk = p.kn = 0;
-  }
-
-  /** Packed panels of the weight w [N, K]: 'nk' for x·wᵀ, 'kn' for dout·w. */
+  /** Packed panels of the weight w [N, K]: 'nk' for x·wᵀ, 'kn' for dout·w (held until the call ends). */
   private packed(w: Float32Array, N: number, K: number, form: 'nk' | 'kn'): number {
-    const n = N * K;
-    let entries = this.cache.get(w.buffer);
-    if (!entries) {
-      entries = new Map();
-      this.cache.set(w.buffer, entries);
-      this.registry.register(w.buffer, entries);
-    }
-    const key = `${w.byteOffset}:${n}`;
-    let p = entries.get(key);
-    if (p && (p.N !== N || p.K !== K || !sameFingerprint(w, n, p.fingerprint))) {
-      this.drop(p);
-      p = undefined;
-    }
-    if (!p) {
-      p = { N, K, nk: 0, kn: 0, fingerprint: fingerprint(w, n, new Float32Array(FP)) };
-      entries.set(key, p);
-      this.live.add(p);
-    }
-    if (form === 'nk' && !p.nk) p.nk = this.pack(w, N, K, 'nk');
-    if (form === 'kn' && !p.kn) p.kn = this.pack(w, N, K, 'kn');
-    return form === 'nk' ? p.nk : p.kn;
+    return this.weightCache.get(w, N, K, form);
   }
 
   private pack(w: Float32Array, N: number, K: number, form: 'nk' | 'kn'): number {
@@ -555,6 +510,7 @@ class WasmBackend implements WasmKernels {
       return result;
     } finally {
       s.releaseAll();
+      this.weightCache.unpin();
     }
   }
 

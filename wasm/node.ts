@@ -78,10 +78,10 @@ export async function createWasmKernels(options: WasmOptions = {}): Promise<Wasm
   } catch (e) {
     throw notCompiling(e, kernelsWasmPath(true));
   }
-  if (threads === 1) return createWasmKernelsOn(module, memory, null, options.minParallelFlops);
+  if (threads === 1) return createWasmKernelsOn(module, memory, null, options.minParallelFlops, options.weightBudget);
   const pool = await createThreadPool(module, memory, threads - 1);
   try {
-    return createWasmKernelsOn(module, memory, pool, options.minParallelFlops);
+    return createWasmKernelsOn(module, memory, pool, options.minParallelFlops, options.weightBudget);
   } catch (e) {
     pool.dispose();
     throw e;

@@ -11,6 +11,7 @@ import { positiveInt, nonNegativeInt, numberArg } from '../options.js';
 import { refuseOverwritingInputs, checkOutputFolder } from '../../node/outputs.js';
 import { checkModelFits } from '../limits.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
+import { memoryBudgetOption } from '../memoryBudget.js';
 import { loadModelFile, readModelTensors, type ModelOptions } from '../loadModel.js';
 import { progressBar } from '../progress.js';
 import { parseLabels, parseClassList, type SampleRequest } from './sample.js';
@@ -39,6 +40,7 @@ export function register(program: Command): void {
     .addOption(backendOption('auto'))
     .addOption(threadsOption())
     .option('--allow-nonfinite', 'load weights holding NaN or infinities (to inspect them)')
+    .addOption(memoryBudgetOption())
     .action(async (o: { model: string; out: string; samples: number; class?: string; sampler?: string; steps: number; cfg: number; guidedChannels: string; seed: number; watch: number; mapSteps: number; raw?: boolean; backend: string; threads?: number } & ModelOptions) => {
       if (o.watch >= o.samples) throw new DitMoeError(`must be an image index in [0, ${o.samples - 1}]`, '--watch');
       const guidedChannels = o.guidedChannels === 'all' ? 'all' : /^\d+$/.test(o.guidedChannels.trim()) ? Number(o.guidedChannels) : NaN;

@@ -6,6 +6,7 @@ import { serializeSafetensors } from '../../io/safetensors.js';
 import { runCase, compareTensors, formatCompareLine } from '../../conform/index.js';
 import { readSafetensorsFile, writeFileAtomic } from '../../node/files.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
+import { memoryBudgetOption } from '../memoryBudget.js';
 import { loadModelFile, type ModelOptions } from '../loadModel.js';
 import { readStateFile } from '../vaeFiles.js';
 import { refuseOverwritingInputs } from '../../node/outputs.js';
@@ -35,6 +36,7 @@ export function register(program: Command): void {
     .requiredOption('--out <file>', 'result file (.safetensors)')
     .addOption(backendOption('ref'))
     .addOption(threadsOption())
+    .addOption(memoryBudgetOption())
     .option('--allow-nonfinite', 'load weights holding NaN or infinities (to inspect them)')
     .action(async (casePath: string, o: { model?: string; encoder?: string; out: string; backend: string; threads?: number } & ModelOptions) => {
       if (!/\.safetensors$/i.test(o.out)) throw new DitMoeError('must end in .safetensors (the result is a safetensors file)', '--out');

@@ -9,6 +9,7 @@ import { kernelsFor, backendOption, threadsOption } from '../backend.js';
 import { numberArg, onOff, nonNegativeInt, positiveInt } from '../options.js';
 import { refuseOverwritingInputs } from '../../node/outputs.js';
 import { checkModelFits } from '../limits.js';
+import { memoryBudgetOption } from '../memoryBudget.js';
 import { loadModelFile, readModelTensors } from '../loadModel.js';
 import { writeFileAtomic, readSafetensorsFile } from '../../node/files.js';
 import { gridPng } from '../../render/images.js';
@@ -38,9 +39,10 @@ export function register(program: Command): void {
     .option('--grid <file.png>', 'also write the samples as a grid (one row per class)')
     .addOption(backendOption('auto'))
     .addOption(threadsOption())
+    .addOption(memoryBudgetOption())
     .option('--json', 'print the report as JSON')
     .option('--allow-nonfinite', 'load weights holding NaN or infinities (to inspect them)')
-    .action(async (o: { model: string; weights?: string; samples: number; data: string; objective?: string; steps: number; sampler?: string; order?: number; spacing?: string; lowerOrderFinal?: boolean; cfg: number; seed: number; grid?: string; backend: string; threads?: number; json?: boolean; allowNonfinite?: boolean }) => {
+    .action(async (o: { model: string; weights?: string; samples: number; data: string; objective?: string; steps: number; sampler?: string; order?: number; spacing?: string; lowerOrderFinal?: boolean; cfg: number; seed: number; grid?: string; backend: string; threads?: number; json?: boolean; allowNonfinite?: boolean; memoryBudget?: number }) => {
       if (o.weights !== undefined && o.weights !== 'model' && o.weights !== 'ema') throw new DitMoeError(`must be model or ema, not '${o.weights}'`, '--weights');
       if (o.objective !== undefined && o.objective !== 'flow' && o.objective !== 'ddpm') throw new DitMoeError(`unknown objective '${o.objective}' (flow, ddpm)`, '--objective');
       if (o.sampler !== undefined && !(SAMPLERS as readonly string[]).includes(o.sampler)) throw new DitMoeError(`unknown sampler '${o.sampler}' (${SAMPLERS.join(', ')})`, '--sampler');
@@ -52,7 +54,7 @@ export function register(program: Command): void {
       const hasEma = !isPt && [...readSafetensorsFile(o.model).tensors.keys()].some((k) => k.startsWith('ema.'));
       const which = o.weights ?? (hasEma ? 'ema' : isPt ? undefined : 'model'); // .pt: the official choice (ema when present)
       const { metadata } = await readModelTensors(o.model, { weights: which, allowNonfinite: o.allowNonfinite });
-      const model = await loadModelFile(o.model, kernels, { weights: which, allowNonfinite: o.allowNonfinite });
+      const model = await loadModelFile(o.model, kernels, { weights: which, allowNonfinite: o.allowNonfinite, memoryBudget: o.memoryBudget });
       const config = model.config;
       const objective = (o.objective ?? metadata.objective ?? 'flow') as Objective;
       if (objective !== 'flow' && objective !== 'ddpm') throw new DitMoeError(`unknown objective '${objective}' in the file (flow, ddpm)`, o.model);

@@ -4,8 +4,11 @@ import * as fs from 'node:fs';
 import { DitMoeError } from '../../core/errors.js';
 import { presetConfig, type DiTConfig } from '../../ref/config.js';
 import { accounting, humanCount } from '../../ref/accounting.js';
-import { readModelWeights, resolveModelConfig, parseConfigFields, type ResolvedConfig } from '../loadModel.js';
+import { readModelWeights, openModelWeights, resolveModelConfig, parseConfigFields, type ResolvedConfig } from '../loadModel.js';
 import { positiveInt } from '../options.js';
+
+/** Files up to this size have every value read and checked finite (about a second of reading). */
+const CHECK_VALUES_UP_TO = 2 ** 30;
 
 /** For an inferred configuration: where the fields the shapes do not show came from. */
 function sourcesLine(r: ResolvedConfig): string {
@@ -58,7 +61,14 @@ export function register(program: Command): void {
         return;
       }
       const notes: string[] = [];
-      const { tensors, metadata, fileTensors } = await readModelWeights(file, { ...o, note: (l) => notes.push(l.replace(/^note: /, '')) });
+      const opts = { ...o, note: (l: string) => notes.push(l.replace(/^note: /, '')) };
+      // the header or zip directory only: no tensor is read ...
+      const { file: opened, source, fileTensors } = await openModelWeights(file, opts);
+      source.close();
+      const { tensors, metadata } = opened;
+      // ... but a file that reads in about a second has every value read too: NaN or infinite weights are refused here as at load
+      if (source.size <= CHECK_VALUES_UP_TO) await readModelWeights(file, { ...opts, note: () => {} });
+      else if (!o.allowNonfinite) notes.push(`values not read (${(source.size / 2 ** 30).toFixed(1)} GiB): not checked for NaN or infinities here; sample and conform check each tensor as they load it`);
       const r = resolveModelConfig(file, tensors, metadata, o, 'unknown');
       const dtypes = new Map<string, number>();
       for (const t of tensors.values()) dtypes.set(t.dtype, (dtypes.get(t.dtype) ?? 0) + 1);

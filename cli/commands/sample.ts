@@ -11,6 +11,7 @@ import type { DpmSkipType } from '../../ref/diffusion/dpmSolver.js';
 import { serializeSafetensors, f32, i64 } from '../../io/safetensors.js';
 import { writeFileAtomic } from '../../node/files.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
+import { memoryBudgetOption } from '../memoryBudget.js';
 import { loadModelWithMetadata, parseConfigFields, type ModelOptions } from '../loadModel.js';
 import { DiTModel } from '../../ref/model.js';
 import { initializeWeights } from '../../ref/init.js';
@@ -70,6 +71,7 @@ export function register(program: Command): void {
     .option('--preview <taesd>', 'while sampling, decode the x0 predictions with this TAESD decoder into <out>.preview.png')
     .addOption(backendOption('auto'))
     .addOption(threadsOption())
+    .addOption(memoryBudgetOption())
     .option('--allow-nonfinite', 'load weights holding NaN or infinities (to inspect them)')
     .action(async (o: { vae?: string; preview?: string; model?: string; initSeed: number; class?: string; count: number; sampler?: string; steps: number; order?: number; spacing?: string; lowerOrderFinal?: boolean; cfg: number; guidedChannels: string; eta: number; seed: number; out: string; trajectory?: string; scale?: number; cols?: number; backend: string; threads?: number; experts?: number } & ModelOptions, cmd: Command) => {
       // every option checked before any work

@@ -15,9 +15,12 @@
  * the official `find_model`, or `model` when there is no `ema`; `weights` chooses.
  */
 import { DitMoeError } from '../../core/errors.js';
-import { halfToFloat, bf16ToFloat, halfBits, bf16Bits, type DType, type StTensor, type TensorData } from '../safetensors.js';
-import { readZip, writeZip } from './zip.js';
-import { unpickle, describe, PtStorageRef, PtTensorRef, PyObject, type PyValue, type StorageDType } from './unpickle.js';
+import { numel } from '../../core/tensor.js';
+import { halfBits, bf16Bits, type DType, type StTensor } from '../safetensors.js';
+import { memorySource, type ByteSource } from '../byteSource.js';
+import { ELEMENT_BYTES, rawView, readRawTensor, toStTensor, type RawData, type RawTensor, type TensorFile, type TensorRef } from '../tensorFile.js';
+import { indexZip, writeZip } from './zip.js';
+import { unpickle, describe, PtStorageRef, PtTensorRef, PyObject, type PyValue } from './unpickle.js';
 import { argsConfig, carriedConfig } from './stateDictConfig.js';
 import { pickle, PickleCall, PickleDict, PickleGlobal, PicklePersistent, PickleTuple, type PickleValue } from './pickle.js';
 
@@ -52,14 +55,37 @@ export interface PtCheckpoint {
   root: string;
 }
 
-export const ELEMENT_BYTES: Record<StorageDType, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, U8: 1 };
 /** Materialised tensors may take at most this multiple of the file's size (float16 doubles; tied weights repeat). */
 const OUTPUT_BUDGET_FACTOR = 4;
 const OUTPUT_BUDGET_SLACK = 1 << 20;
 
-/** Reads a `torch.save` checkpoint. `where` (usually the file name) prefixes every error. */
+/** A checkpoint opened by its zip directory and pickle: its tensors not read yet. */
+export interface PtIndex extends Omit<PtCheckpoint, 'stateDict'> {
+  file: TensorFile;
+}
+
+/** Reads a `torch.save` checkpoint held in memory. `where` (usually the file name) prefixes every error. */
 export function readPtCheckpoint(bytes: Uint8Array, where = 'checkpoint.pt', opts: PtReadOptions = {}): PtCheckpoint {
-  const zip = readZip(bytes, where);
+  const { file, ...rest } = indexPtCheckpoint(memorySource(bytes, where), where, opts);
+  // Materialised tensors are fresh arrays: bound what overlapping views could make us allocate.
+  const budget = OUTPUT_BUDGET_FACTOR * bytes.length + OUTPUT_BUDGET_SLACK;
+  let spent = 0;
+  const stateDict = new Map<string, StTensor>();
+  for (const t of file.tensors.values()) {
+    spent += numel(t.shape) * Math.max(4, ELEMENT_BYTES[t.dtype]);
+    if (spent > budget) throw new DitMoeError(`the tensors would take more than ${budget} bytes, ${OUTPUT_BUDGET_FACTOR}× the file: overlapping views?`, where);
+    stateDict.set(t.name, toStTensor(readRawTensor(file, t)));
+  }
+  return { stateDict, ...rest };
+}
+
+/**
+ * Opens a `torch.save` checkpoint from a byte source: the zip directory and the pickle are read
+ * and checked (every tensor's view against its storage, every storage against its record), the
+ * tensors' data is not. Each tensor reads the byte range of its storage that its view spans.
+ */
+export function indexPtCheckpoint(src: ByteSource, where = 'checkpoint.pt', opts: PtReadOptions = {}): PtIndex {
+  const zip = indexZip(src, where);
   const pkls = zip.entries.filter((e) => /^[^/]+\/data\.pkl$/.test(e.name));
   if (pkls.length === 0) {
     if (zip.entries.some((e) => /(^|\/)(constants\.pkl|code\/)/.test(e.name))) throw new DitMoeError('this is a TorchScript archive (torch.jit.save), not a torch.save checkpoint; save its state_dict() with torch.save', where);
@@ -78,7 +104,9 @@ export function readPtCheckpoint(bytes: Uint8Array, where = 'checkpoint.pt', opt
   }
 
   const top = unpickle(zip.read(pkls[0], { checkCrc }), { where: `${where}: ${pkls[0].name}` });
-  const out: PtCheckpoint = { stateDict: new Map(), metadata: {}, keys: [], scalars: {}, skipped: [], root };
+  const tensors = new Map<string, TensorRef>();
+  const out: PtIndex = { file: { format: 'pt', source: src, where, tensors, metadata: {} }, metadata: {}, keys: [], scalars: {}, skipped: [], root };
+  out.metadata = out.file.metadata;
 
   // Which dict is the state dict?
   if (!(top instanceof Map)) throw new DitMoeError(`the checkpoint holds ${describe(top)}, not a state dict`, where);
@@ -110,10 +138,6 @@ export function readPtCheckpoint(bytes: Uint8Array, where = 'checkpoint.pt', opt
     if (config !== undefined) out.metadata.config = config;
   }
 
-  // Materialise the tensors.
-  const budget = OUTPUT_BUDGET_FACTOR * bytes.length + OUTPUT_BUDGET_SLACK;
-  let spent = 0;
-  const storages = new Map<string, Uint8Array>();
   for (const [k, v] of sd) {
     if (typeof k !== 'string') throw new DitMoeError(`state dict key ${describe(k)} is not a string`, where);
     if (!(v instanceof PtTensorRef)) {
@@ -123,19 +147,33 @@ export function readPtCheckpoint(bytes: Uint8Array, where = 'checkpoint.pt', opt
     const at = `${where}: tensor '${k}'`;
     const st = v.storage;
     if (st.dtype === 'U8') throw new DitMoeError('is built on an untyped (byte) storage; only Float, Half, BFloat16, Double, Long and Int storages are supported', at);
-    let raw = storages.get(st.key);
-    if (!raw) {
-      const entry = zip.byName.get(`${root}/data/${st.key}`);
-      if (!entry) throw new DitMoeError(`its storage '${st.key}' is missing from the archive (no ${root}/data/${st.key})`, at);
-      raw = zip.read(entry, { checkCrc });
-      storages.set(st.key, raw);
-    }
+    const entry = zip.byName.get(`${root}/data/${st.key}`);
+    if (!entry) throw new DitMoeError(`its storage '${st.key}' is missing from the archive (no ${root}/data/${st.key})`, at);
     const es = ELEMENT_BYTES[st.dtype];
-    if (raw.length < st.numel * es) throw new DitMoeError(`storage '${st.key}' holds ${raw.length} bytes, but declares ${st.numel} elements of ${st.dtype} (${st.numel * es} bytes)`, at);
+    if (entry.size < st.numel * es) throw new DitMoeError(`storage '${st.key}' holds ${entry.size} bytes, but declares ${st.numel} elements of ${st.dtype} (${st.numel * es} bytes)`, at);
     const n = viewElements(v, at);
-    spent += n * (es === 2 ? 4 : es);
-    if (spent > budget) throw new DitMoeError(`the tensors would take more than ${budget} bytes, ${OUTPUT_BUDGET_FACTOR}× the file: overlapping views?`, where);
-    out.stateDict.set(k, materialise(v, n, raw, littleEndian));
+    // the span of the storage the view reaches: elements [first, last]
+    let first = v.offset;
+    let last = v.offset;
+    for (let i = 0; i < v.shape.length; i++) {
+      if (v.shape[i] === 0) continue;
+      const reach = (v.shape[i] - 1) * v.stride[i];
+      if (reach < 0) first += reach;
+      else last += reach;
+    }
+    const offset = entry.dataOffset + (n === 0 ? 0 : first * es);
+    const bytes = n === 0 ? 0 : (last - first + 1) * es;
+    const whole = offset === entry.dataOffset && bytes === entry.size;
+    tensors.set(k, {
+      name: k,
+      dtype: st.dtype as DType,
+      shape: [...v.shape],
+      offset,
+      bytes,
+      crc32: checkCrc && whole ? entry.crc32 : undefined,
+      contiguous: littleEndian && isContiguous(v.shape, v.stride),
+      decode: (range) => materialise(v, n, first, range, littleEndian),
+    });
   }
   return out;
 }
@@ -161,56 +199,23 @@ export function viewElements(t: PtTensorRef, at: string): number {
   return n;
 }
 
-let HALF_TABLE: Float32Array | undefined;
-let BF16_TABLE: Float32Array | undefined;
-function halfTable(): Float32Array {
-  if (!HALF_TABLE) {
-    HALF_TABLE = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) HALF_TABLE[h] = halfToFloat(h);
-  }
-  return HALF_TABLE;
-}
-function bf16Table(): Float32Array {
-  if (!BF16_TABLE) {
-    BF16_TABLE = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) BF16_TABLE[h] = bf16ToFloat(h);
-  }
-  return BF16_TABLE;
-}
-
-/** A strided view of raw storage bytes → a contiguous row-major StTensor of n elements. */
-export function materialise(t: PtTensorRef, n: number, raw: Uint8Array, littleEndian: boolean): StTensor {
+/**
+ * A strided view → a contiguous row-major tensor of n elements in its stored dtype, from the
+ * bytes of the storage from element `first` on: a view of them when contiguous and little-endian.
+ */
+export function materialise(t: PtTensorRef, n: number, first: number, raw: Uint8Array, littleEndian: boolean): RawTensor {
   const dtype = t.storage.dtype as DType;
-  const es = ELEMENT_BYTES[t.storage.dtype];
+  const es = ELEMENT_BYTES[dtype];
   const shape = [...t.shape];
-  const data = allocate(dtype, n);
-  if (n === 0) return { dtype, shape, data };
-
-  // Contiguous little-endian views of 4- and 8-byte types: one byte copy.
-  let contiguous = true;
-  for (let i = shape.length - 1, want = 1; i >= 0; i--) {
-    if (shape[i] !== 1 && t.stride[i] !== want) contiguous = false;
-    want *= shape[i];
-  }
-  if (contiguous && littleEndian && es >= 4) {
-    new Uint8Array(data.buffer).set(raw.subarray(t.offset * es, (t.offset + n) * es));
-    return { dtype, shape, data };
-  }
-  // Contiguous little-endian float16/bfloat16 at an even address: widen through a table.
-  if (contiguous && littleEndian && es === 2 && (raw.byteOffset + t.offset * 2) % 2 === 0) {
-    const h = new Uint16Array(raw.buffer, raw.byteOffset + t.offset * 2, n);
-    const T = dtype === 'F16' ? halfTable() : bf16Table();
-    const out = data as Float32Array;
-    for (let i = 0; i < n; i++) out[i] = T[h[i]];
-    return { dtype, shape, data };
-  }
+  if (n === 0 || (isContiguous(shape, t.stride) && littleEndian)) return { dtype, shape, data: rawView(raw.subarray(0, n * es), dtype) };
 
   // General case: walk the multi-index (an odometer over the shape), reading each element.
+  const data = allocate(dtype, n);
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  const read = reader(t.storage.dtype, dv, littleEndian);
+  const read = reader(dtype, dv, littleEndian);
   const rank = shape.length;
   const idx = new Array<number>(rank).fill(0);
-  let src = t.offset;
+  let src = t.offset - first;
   for (let i = 0; i < n; i++) {
     (data as Float32Array)[i] = read(src) as number;
     for (let d = rank - 1; d >= 0; d--) {
@@ -225,31 +230,35 @@ export function materialise(t: PtTensorRef, n: number, raw: Uint8Array, littleEn
   return { dtype, shape, data };
 }
 
-function allocate(dtype: DType, n: number): TensorData {
+/** Whether a view of this shape and stride is row-major contiguous (size-1 dimensions' strides do not matter). */
+function isContiguous(shape: number[], stride: number[]): boolean {
+  for (let i = shape.length - 1, want = 1; i >= 0; i--) {
+    if (shape[i] !== 1 && stride[i] !== want) return false;
+    want *= shape[i];
+  }
+  return true;
+}
+
+function allocate(dtype: DType, n: number): RawData {
   switch (dtype) {
     case 'F64': return new Float64Array(n);
     case 'I64': return new BigInt64Array(n);
     case 'I32': return new Int32Array(n);
+    case 'F16':
+    case 'BF16': return new Uint16Array(n);
     default: return new Float32Array(n);
   }
 }
 
-/** Element `i` of a storage as the output array stores it. */
-function reader(dtype: StorageDType, dv: DataView, le: boolean): (i: number) => number | bigint {
+/** Element `i` of a storage as the raw array stores it (F16/BF16: their bits). */
+function reader(dtype: DType, dv: DataView, le: boolean): (i: number) => number | bigint {
   switch (dtype) {
     case 'F32': return (i) => dv.getFloat32(4 * i, le);
     case 'F64': return (i) => dv.getFloat64(8 * i, le);
     case 'I64': return (i) => dv.getBigInt64(8 * i, le);
     case 'I32': return (i) => dv.getInt32(4 * i, le);
-    case 'F16': {
-      const T = halfTable();
-      return (i) => T[dv.getUint16(2 * i, le)];
-    }
-    case 'BF16': {
-      const T = bf16Table();
-      return (i) => T[dv.getUint16(2 * i, le)];
-    }
-    case 'U8': return (i) => dv.getUint8(i);
+    case 'F16':
+    case 'BF16': return (i) => dv.getUint16(2 * i, le);
   }
 }
 
@@ -307,18 +316,34 @@ export function writePtCheckpoint(stateDict: Map<string, StTensor>, opts: PtWrit
   const storages: PtStorageOut[] = [];
   const entries: [string, PickleValue][] = [];
   for (const [name, t] of stateDict) entries.push([name, pickleTensor(t, name, storages)]);
-  let obj: PickleValue = new PickleDict(entries, (opts.dictType ?? 'OrderedDict') === 'OrderedDict', opts.attributes);
+  return ptArchive(nested(new PickleDict(entries, (opts.dictType ?? 'OrderedDict') === 'OrderedDict', opts.attributes), opts), storages, opts);
+}
+
+/**
+ * The pickle of a state dict of `_rebuild_tensor_v2` tensors, one storage per tensor
+ * (contiguous, offset 0, storage key = its index), and the storage keys in the order
+ * torch.save writes their records (sorted as strings: 0, 1, 10, 11, ..., 2, ...). For writers
+ * that stream the storages themselves (bench/writeCheckpoint.ts).
+ */
+export function ptPickle(tensors: { name: string; dtype: DType; shape: number[] }[], opts: PtWriteOptions = {}): { pkl: Uint8Array; keys: string[] } {
+  const entries = tensors.map(({ name, dtype, shape }, i): [string, PickleValue] => [name, rebuildTensor(String(i), dtype, shape, name)]);
+  const obj = nested(new PickleDict(entries, (opts.dictType ?? 'OrderedDict') === 'OrderedDict', opts.attributes), opts);
+  const keys = tensors.map((_, i) => String(i)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return { pkl: pickle(obj), keys };
+}
+
+/** The state dict as written: alone, or nested under `opts.nestUnder` next to `opts.scalars`. */
+function nested(obj: PickleValue, opts: PtWriteOptions): PickleValue {
   if (opts.nestUnder !== undefined) {
     const top: [string, PickleValue][] = [[opts.nestUnder, obj]];
     for (const [k, v] of Object.entries(opts.scalars ?? {})) {
       if (k === opts.nestUnder) throw new DitMoeError(`scalar entry '${k}' collides with the nested state dict`);
       top.push([k, v]);
     }
-    obj = new PickleDict(top, false);
-  } else if (opts.scalars && Object.keys(opts.scalars).length) {
-    throw new DitMoeError('scalar entries need a nested checkpoint (nestUnder)');
+    return new PickleDict(top, false);
   }
-  return ptArchive(obj, storages, opts);
+  if (opts.scalars && Object.keys(opts.scalars).length) throw new DitMoeError('scalar entries need a nested checkpoint (nestUnder)');
+  return obj;
 }
 
 /** A storage to write: its key (the zip record `<root>/data/<key>`) and raw bytes. */
@@ -327,21 +352,29 @@ export interface PtStorageOut {
   data: Uint8Array;
 }
 
+/** `_rebuild_tensor_v2(storage <key>, 0, size, stride, False, OrderedDict())` over a contiguous storage of the tensor's elements. */
+function rebuildTensor(key: string, dtype: DType, shape: number[], name: string): PickleValue {
+  if (!Object.hasOwn(STORAGE_CLASS, dtype)) throw new DitMoeError(`dtype ${dtype} cannot be written to a .pt`, `tensor '${name}'`);
+  const stride: number[] = new Array(shape.length);
+  let n = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    stride[d] = n;
+    n *= shape[d];
+  }
+  const pid = new PickleTuple(['storage', new PickleGlobal('torch', STORAGE_CLASS[dtype]), key, 'cpu', n]);
+  const args: PickleValue[] = [new PicklePersistent(pid), 0, new PickleTuple(shape), new PickleTuple(stride), false, new PickleCall('collections', 'OrderedDict', [])];
+  return new PickleCall('torch._utils', '_rebuild_tensor_v2', args);
+}
+
 /**
- * A tensor as `torch.save` pickles it: `_rebuild_tensor_v2(storage, 0, size, stride, False,
- * OrderedDict())` over a new contiguous storage, appended to `storages` under the next key.
+ * A tensor as `torch.save` pickles it: `_rebuild_tensor_v2` over a new contiguous storage,
+ * appended to `storages` under the next key.
  */
 export function pickleTensor(t: StTensor, name: string, storages: PtStorageOut[]): PickleValue {
   const key = String(storages.length);
+  const call = rebuildTensor(key, t.dtype, t.shape, name);
   storages.push({ key, data: encode(t, name) });
-  const stride: number[] = new Array(t.shape.length);
-  for (let i = t.shape.length - 1, s = 1; i >= 0; i--) {
-    stride[i] = s;
-    s *= t.shape[i];
-  }
-  const pid = new PickleTuple(['storage', new PickleGlobal('torch', STORAGE_CLASS[t.dtype]), key, 'cpu', t.data.length]);
-  const args: PickleValue[] = [new PicklePersistent(pid), 0, new PickleTuple(t.shape), new PickleTuple(stride), false, new PickleCall('collections', 'OrderedDict', [])];
-  return new PickleCall('torch._utils', '_rebuild_tensor_v2', args);
+  return call;
 }
 
 /** The zip of a pickled object and its storages, as `torch.save` lays it out. */

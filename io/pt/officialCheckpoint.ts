@@ -23,7 +23,8 @@ import { readZip } from './zip.js';
 import { unpickle, describe, PtTensorRef, PyObject, PySet, type PyValue } from './unpickle.js';
 import { PickleDict, PickleFloat, PickleList, PickleTuple, type PickleValue } from './pickle.js';
 import { carriedConfig, OUR_KEY } from './stateDictConfig.js';
-import { ELEMENT_BYTES, materialise, pickleTensor, ptArchive, viewElements, type PtStorageOut } from './checkpoint.js';
+import { materialise, pickleTensor, ptArchive, viewElements, type PtStorageOut } from './checkpoint.js';
+import { ELEMENT_BYTES, toStTensor } from '../tensorFile.js';
 
 /** The section of `args` where our checkpoints keep what train.py's fields cannot say (train/officialFormat.ts). */
 export const ARGS_SECTION = OUR_KEY;
@@ -102,7 +103,7 @@ export function readOfficialCheckpoint(bytes: Uint8Array, where: string): Offici
     const n = viewElements(v, at);
     spent += n * Math.max(es, 4);
     if (spent > budget) throw new DitMoeError(`the tensors would take more than ${OUTPUT_BUDGET_FACTOR}× the file's size: overlapping views?`, where);
-    return materialise(v, n, raw, littleEndian);
+    return toStTensor(materialise(v, n, v.offset, raw.subarray(v.offset * es), littleEndian)); // the bytes from the view's first element on
   };
   const stateDict = (key: string): Map<string, StTensor> | null => {
     const sd = top.get(key);

@@ -9,11 +9,13 @@
  * the central directory is the source of truth, and it is what this reader trusts.
  *
  * Reading refuses compressed entries (torch.save never writes them; no inflater is bundled),
- * encrypted entries and split archives. Every offset and size is checked against the buffer
- * before use, and nothing is allocated beyond what the buffer itself justifies: entries are
- * views into the input.
+ * encrypted entries and split archives. Every offset and size is checked against the file's
+ * size before use, and nothing is allocated beyond what the file itself justifies. The reader
+ * works on a byte source (io/byteSource.ts): only the directory is read up front, entries on
+ * demand, so a file of any size is opened without reading it.
  */
 import { DitMoeError } from '../../core/errors.js';
+import { memorySource, type ByteSource } from '../byteSource.js';
 
 export interface ZipEntry {
   name: string;
@@ -29,7 +31,9 @@ export interface ZipEntry {
 export interface ZipArchive {
   entries: ZipEntry[];
   byName: Map<string, ZipEntry>;
-  /** The entry's bytes (a view into the archive); checks the CRC-32 unless told not to. */
+  /** What the archive is read from. */
+  source: ByteSource;
+  /** The entry's bytes (a view when the archive is in memory); checks the CRC-32 unless told not to. */
   read(entry: ZipEntry, opts?: { checkCrc?: boolean }): Uint8Array;
 }
 
@@ -50,49 +54,71 @@ function fail(what: string, where: string): never {
   throw new DitMoeError(what, where);
 }
 
-/** u64 little-endian as a number; refuses values past 2^53 (no buffer is that large). */
+/** u64 little-endian as a number; refuses values past 2^53 (no file is that large). */
 function u64(dv: DataView, at: number, what: string, where: string): number {
   const v = dv.getBigUint64(at, true);
   if (v > BigInt(Number.MAX_SAFE_INTEGER)) fail(`${what} ${v} is absurdly large`, where);
   return Number(v);
 }
 
-/** Parses the archive's directory. `where` (usually the file name) prefixes every error. */
+/** A central directory larger than this is refused (torch.save writes ~100 bytes per tensor). */
+const MAX_DIRECTORY = 256 * 2 ** 20;
+
+/** Parses the archive's directory held in memory. `where` (usually the file name) prefixes every error. */
 export function readZip(bytes: Uint8Array, where = 'zip'): ZipArchive {
-  const len = bytes.length;
+  return indexZip(memorySource(bytes, where), where);
+}
+
+/**
+ * Reads and checks the archive's directory from a byte source: the end-of-central-directory
+ * record, the zip64 record and locator when present, the central directory and each entry's
+ * local header; every offset and size is checked against the file's size before any entry's
+ * data is read (a truncated file is reported here). Entries are read on demand.
+ */
+export function indexZip(src: ByteSource, where = 'zip'): ZipArchive {
+  const len = src.size;
   if (len < EOCD_SIZE) fail(`file is ${len} bytes, too short to be a zip archive`, where);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (dv.getUint32(0, true) !== SIG_LOCAL) {
-    if (bytes[0] === 0x80 && bytes[1] >= 2) fail('this is a bare pickle (the legacy pre-1.6 torch.save format), not a zip checkpoint; re-save it with a recent PyTorch', where);
+  const at = (offset: number, n: number): DataView => {
+    const b = src.read(offset, n);
+    return new DataView(b.buffer, b.byteOffset, b.byteLength);
+  };
+  const first = src.read(0, Math.min(len, 4));
+  if (new DataView(first.buffer, first.byteOffset, first.byteLength).getUint32(0, true) !== SIG_LOCAL) {
+    if (first[0] === 0x80 && first[1] >= 2) fail('this is a bare pickle (the legacy pre-1.6 torch.save format), not a zip checkpoint; re-save it with a recent PyTorch', where);
     fail('not a zip archive (no local file header signature PK\\3\\4 at the start): truncated or not a PyTorch checkpoint', where);
   }
 
   // The end-of-central-directory record: the last PK\5\6 followed by exactly its comment.
+  const tailStart = Math.max(0, len - EOCD_SIZE - MAX_COMMENT - 20);
+  const tail = at(tailStart, len - tailStart);
   let eocd = -1;
   for (let p = len - EOCD_SIZE; p >= Math.max(0, len - EOCD_SIZE - MAX_COMMENT); p--) {
-    if (dv.getUint32(p, true) === SIG_EOCD && p + EOCD_SIZE + dv.getUint16(p + 20, true) === len) {
+    const q = p - tailStart;
+    if (tail.getUint32(q, true) === SIG_EOCD && p + EOCD_SIZE + tail.getUint16(q + 20, true) === len) {
       eocd = p;
       break;
     }
   }
   if (eocd < 0) fail('no end-of-central-directory record: the zip is truncated or damaged', where);
-  const disk = dv.getUint16(eocd + 4, true);
-  const cdDisk = dv.getUint16(eocd + 6, true);
-  let count = dv.getUint16(eocd + 10, true);
-  let cdSize = dv.getUint32(eocd + 12, true);
-  let cdOffset = dv.getUint32(eocd + 16, true);
-  if (disk !== 0 || cdDisk !== 0 || dv.getUint16(eocd + 8, true) !== count) fail('split (multi-disk) zip archives are not supported', where);
+  const e0 = eocd - tailStart;
+  const disk = tail.getUint16(e0 + 4, true);
+  const cdDisk = tail.getUint16(e0 + 6, true);
+  let count = tail.getUint16(e0 + 10, true);
+  let cdSize = tail.getUint32(e0 + 12, true);
+  let cdOffset = tail.getUint32(e0 + 16, true);
+  if (disk !== 0 || cdDisk !== 0 || tail.getUint16(e0 + 8, true) !== count) fail('split (multi-disk) zip archives are not supported', where);
 
   // zip64: a locator right before the EOCD points at the zip64 EOCD record (miniz always writes it).
   const loc = eocd - 20;
-  if (loc >= 0 && dv.getUint32(loc, true) === SIG_ZIP64_LOCATOR) {
-    const z = u64(dv, loc + 8, 'zip64 end-of-central-directory offset', where);
+  if (loc >= tailStart && tail.getUint32(loc - tailStart, true) === SIG_ZIP64_LOCATOR) {
+    const z = u64(tail, loc - tailStart + 8, 'zip64 end-of-central-directory offset', where);
     if (z + 56 > loc) fail(`zip64 end-of-central-directory offset ${z} runs past its locator`, where);
-    if (dv.getUint32(z, true) !== SIG_ZIP64_EOCD) fail(`no zip64 end-of-central-directory record at offset ${z}`, where);
-    const n64 = u64(dv, z + 32, 'zip64 entry count', where);
-    if (u64(dv, z + 24, 'zip64 entry count', where) !== n64) fail('split (multi-disk) zip archives are not supported', where);
-    const size64 = u64(dv, z + 40, 'zip64 central directory size', where);
-    const off64 = u64(dv, z + 48, 'zip64 central directory offset', where);
+    const dv = at(z, 56);
+    if (dv.getUint32(0, true) !== SIG_ZIP64_EOCD) fail(`no zip64 end-of-central-directory record at offset ${z}`, where);
+    const n64 = u64(dv, 32, 'zip64 entry count', where);
+    if (u64(dv, 24, 'zip64 entry count', where) !== n64) fail('split (multi-disk) zip archives are not supported', where);
+    const size64 = u64(dv, 40, 'zip64 central directory size', where);
+    const off64 = u64(dv, 48, 'zip64 central directory offset', where);
     // The 32-bit fields must either agree or be the 0xFFFF.. "see zip64" markers.
     if (count !== 0xffff && count !== n64) fail(`entry counts disagree (${count} vs zip64 ${n64})`, where);
     if (cdSize !== 0xffffffff && cdSize !== size64) fail(`central directory sizes disagree (${cdSize} vs zip64 ${size64})`, where);
@@ -104,15 +130,18 @@ export function readZip(bytes: Uint8Array, where = 'zip'): ZipArchive {
   const cdEnd = cdOffset + cdSize;
   if (cdEnd > eocd) fail(`central directory (offset ${cdOffset}, ${cdSize} bytes) runs past the end-of-central-directory record at ${eocd}`, where);
   if (count * CENTRAL_SIZE > cdSize) fail(`${count} entries cannot fit in a central directory of ${cdSize} bytes`, where);
+  if (cdSize > MAX_DIRECTORY) fail(`central directory of ${cdSize} bytes is larger than ${MAX_DIRECTORY}`, where);
+  const cdBytes = src.read(cdOffset, cdSize);
+  const dv = new DataView(cdBytes.buffer, cdBytes.byteOffset, cdBytes.byteLength);
 
   const names = new TextDecoder('utf-8', { fatal: true });
   const entries: ZipEntry[] = [];
   const byName = new Map<string, ZipEntry>();
-  let p = cdOffset;
+  let p = 0; // offsets into the directory
   for (let i = 0; i < count; i++) {
-    const at = `${where}: zip entry ${i}`;
-    if (p + CENTRAL_SIZE > cdEnd) fail(`central directory entry at ${p} runs past the directory's end`, at);
-    if (dv.getUint32(p, true) !== SIG_CENTRAL) fail(`no central directory signature at offset ${p}`, at);
+    const at0 = `${where}: zip entry ${i}`;
+    if (p + CENTRAL_SIZE > cdSize) fail(`central directory entry at ${cdOffset + p} runs past the directory's end`, at0);
+    if (dv.getUint32(p, true) !== SIG_CENTRAL) fail(`no central directory signature at offset ${cdOffset + p}`, at0);
     const flags = dv.getUint16(p + 8, true);
     const method = dv.getUint16(p + 10, true);
     const crc32 = dv.getUint32(p + 16, true);
@@ -123,12 +152,12 @@ export function readZip(bytes: Uint8Array, where = 'zip'): ZipArchive {
     const commentLen = dv.getUint16(p + 32, true);
     let localOffset = dv.getUint32(p + 42, true);
     const next = p + CENTRAL_SIZE + nameLen + extraLen + commentLen;
-    if (next > cdEnd) fail(`name, extra field and comment (${nameLen + extraLen + commentLen} bytes) run past the central directory's end`, at);
+    if (next > cdSize) fail(`name, extra field and comment (${nameLen + extraLen + commentLen} bytes) run past the central directory's end`, at0);
     let name: string;
     try {
-      name = names.decode(bytes.subarray(p + CENTRAL_SIZE, p + CENTRAL_SIZE + nameLen));
+      name = names.decode(cdBytes.subarray(p + CENTRAL_SIZE, p + CENTRAL_SIZE + nameLen));
     } catch {
-      fail('entry name is not valid UTF-8', at);
+      fail('entry name is not valid UTF-8', at0);
     }
     const eat = `${where}: zip entry '${name}'`;
     // zip64 extended information (header id 1): 64-bit values for the fields saturated at 0xFFFFFFFF, in this order.
@@ -155,9 +184,10 @@ export function readZip(bytes: Uint8Array, where = 'zip'): ZipArchive {
     if (method !== 0) fail(`entry is compressed (method ${method}${method === 8 ? ', deflate' : ''}); only stored entries are supported, as torch.save writes them`, eat);
     if (csize !== usize) fail(`stored entry has compressed size ${csize} but uncompressed size ${usize}`, eat);
     if (localOffset + LOCAL_SIZE > cdOffset) fail(`local header offset ${localOffset} runs past the start of the central directory (${cdOffset})`, eat);
-    if (dv.getUint32(localOffset, true) !== SIG_LOCAL) fail(`no local header signature at offset ${localOffset}`, eat);
-    const localName = dv.getUint16(localOffset + 26, true);
-    const localExtra = dv.getUint16(localOffset + 28, true);
+    const local = at(localOffset, LOCAL_SIZE);
+    if (local.getUint32(0, true) !== SIG_LOCAL) fail(`no local header signature at offset ${localOffset}`, eat);
+    const localName = local.getUint16(26, true);
+    const localExtra = local.getUint16(28, true);
     const dataOffset = localOffset + LOCAL_SIZE + localName + localExtra;
     if (dataOffset + csize > cdOffset) fail(`data (offset ${dataOffset}, ${csize} bytes) runs past the start of the central directory (${cdOffset}): truncated?`, eat);
     if (byName.has(name)) fail('entry name appears twice', eat);
@@ -170,15 +200,19 @@ export function readZip(bytes: Uint8Array, where = 'zip'): ZipArchive {
   return {
     entries,
     byName,
+    source: src,
     read(entry: ZipEntry, opts: { checkCrc?: boolean } = {}): Uint8Array {
-      const data = bytes.subarray(entry.dataOffset, entry.dataOffset + entry.size);
-      if (opts.checkCrc !== false) {
-        const got = crc32(data);
-        if (got !== entry.crc32) fail(`CRC-32 mismatch (stored ${hex(entry.crc32)}, computed ${hex(got)}): the file is damaged`, `${where}: zip entry '${entry.name}'`);
-      }
+      const data = src.read(entry.dataOffset, entry.size);
+      if (opts.checkCrc !== false) checkCrc(entry, data, where);
       return data;
     },
   };
+}
+
+/** Throws unless `data` (an entry's whole data) has the CRC-32 its directory entry states. */
+export function checkCrc(entry: ZipEntry, data: Uint8Array, where: string): void {
+  const got = crc32(data);
+  if (got !== entry.crc32) fail(`CRC-32 mismatch (stored ${hex(entry.crc32)}, computed ${hex(got)}): the file is damaged`, `${where}: zip entry '${entry.name}'`);
 }
 
 const hex = (v: number) => `0x${v.toString(16).padStart(8, '0')}`;
