@@ -123,7 +123,7 @@ describe('the fast samplers on the shipped rectified-flow model', () => {
     // 2 digits, guidance 2; "converged" = Heun with 20 steps (39 evaluations; its own error is ~1/10 of
     // Euler's at 10 steps by the docs/solvers.md table). Measured RMS to it (pixels in [−1, 1]):
     // Euler 10 ≈ 0.06, DPM-Solver++ 2M 10 ≈ 0.04, Heun 5 (9 evaluations) ≈ 0.05; we ask only for the order.
-    const { loadModelFromSafetensors } = await import('../ref/model.js');
+    const { loadModelFromSafetensors } = await import('../io/modelFile.js');
     const { backends } = await import('./backends.js');
     const wasm = backends().find(([n]) => n === 'wasm')![1];
     const file = path.join(GOLDEN_DIR, '..', 'models', 'mnist-s.safetensors');
