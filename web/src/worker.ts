@@ -22,7 +22,9 @@ function samplersFor(m: DiTModel, obj: string): SamplerName[] {
     const needs = samplerNeeds(s);
     return needs === 'flow' ? obj === 'flow' : needs === 'ddpm' ? obj !== 'flow' && m.config.learn_sigma : obj === 'flow' || m.config.learn_sigma;
   };
-  return SAMPLERS.filter(fits);
+  // the page's default first: Euler for a flow, DDIM (deterministic, few steps) for a noise predictor
+  const first: SamplerName = obj === 'flow' ? 'flow' : 'ddim';
+  return SAMPLERS.filter(fits).sort((a, b) => Number(b === first) - Number(a === first));
 }
 
 /** The configuration field's JSON: an object of configuration fields, or nothing. */
