@@ -16,6 +16,7 @@ import { loadVaeFromTensors, type LoadedVae } from '../io/vae/load.js';
 import { loadTaesdHalf, taesdHalves, type TaesdRole } from '../io/vae/taesd.js';
 import { Taesd } from '../ref/vae/taesd.js';
 import { readBytes, readSafetensorsFile } from '../node/files.js';
+import { readPtCheckpoint } from '../io/pt/checkpoint.js';
 
 export interface StateFile {
   tensors: Map<string, StTensor>;
@@ -28,24 +29,16 @@ export interface StateFile {
 
 function readWeightsFile(file: string): StateFile {
   if (/\.(pt|pth|bin|ckpt)$/i.test(file)) {
-    // loaded lazily: the .pt reader is only needed for PyTorch files
-    return { ...readPt(file), where: file };
+    const ck = readPtCheckpoint(readBytes(file), file);
+    return { tensors: ck.stateDict, metadata: ck.metadata, where: file };
   }
   if (!/\.safetensors$/i.test(file)) throw new DitMoeError('is neither a .safetensors file, a PyTorch file (.pt, .pth, .ckpt, .bin) nor a diffusers folder', file);
   const st = readSafetensorsFile(file);
   return { tensors: st.tensors, metadata: st.metadata, where: file };
 }
 
-let ptReader: ((bytes: Uint8Array, where: string) => { stateDict: Map<string, StTensor>; metadata: Record<string, string> }) | null = null;
-function readPt(file: string): { tensors: Map<string, StTensor>; metadata: Record<string, string> } {
-  if (!ptReader) throw new DitMoeError('internal: the PyTorch reader was not loaded', file);
-  const ck = ptReader(readBytes(file), file);
-  return { tensors: ck.stateDict, metadata: ck.metadata };
-}
-
 /** Reads the weights (and a folder's config.json) behind a --vae / --taesd path. */
 export async function readStateFile(p: string): Promise<StateFile> {
-  if (!ptReader) ptReader = (await import('../io/pt/checkpoint.js')).readPtCheckpoint;
   let stat: fs.Stats;
   try {
     stat = fs.statSync(p);

@@ -40,7 +40,7 @@ export async function vaeSampleOutput(o: VaeSampleOptions, c: DiTConfig, kernels
   if (decoder) checkChannels(decoder, c, '--vae', o.vae!);
   const preview = o.preview ? taesdDecoder(await loadTaesdFiles([o.preview], kernels), o.preview) : null;
   if (preview) checkChannels(preview, c, '--preview', o.preview!);
-  if (decoder && !/\.png$/i.test(o.out)) throw new DitMoeError('--vae decodes into a PNG grid: --out must end in .png (a .safetensors keeps the latents; decode them with dit-moe decode)', '--out');
+  if (decoder && !/\.png$/i.test(o.out)) throw new DitMoeError('must end in .png with --vae (the decoded pictures are a PNG grid); a .safetensors keeps the latents, which dit-moe decode turns into pictures', '--out');
   const s = c.input_size;
   const L = c.in_channels;
   const previewFile = preview ? o.out.replace(/(\.[a-z]+)?$/i, '.preview.png') : null;

@@ -2,7 +2,7 @@
  * conv2d (ref/vae/conv2d.ts, wasm/conv2d.ts): against a direct float64 loop over the formula
  * (independent of the image-to-columns form), for random geometries: 1×1 and 3×3 kernels, stride
  * 1 and 2, uneven padding (diffusers' downsampler pads right and bottom only), widths that cross
- * the GEMM's 16-column panels, its 256-deep K blocks and the kernel's 64-position blocks. Then every
+ * the GEMM's 16-column panels, its 256-deep K blocks and the kernel's blocks of positions (16–256 rows, fewer the deeper K). Then every
  * backend against ref, within 1e-5 relative to max(1, max|ref|) (the kernel suites' tolerance: both
  * sum the same products in float32, in different orders). Tolerance against float64: 1e-5 too —
  * sums of ≤ 600 products of values in [−1, 1] lose far less in float32.
@@ -119,6 +119,8 @@ describe.each(BACKENDS)('conv2d [%s] against ref', (_name, kern) => {
       { N: 2, C: 48, H: 12, W: 13, O: 40, kh: 3, kw: 3, stride: 1, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 },
       { N: 1, C: 32, H: 16, W: 16, O: 32, kh: 3, kw: 3, stride: 2, padTop: 0, padLeft: 0, padBottom: 1, padRight: 1 },
       { N: 2, C: 20, H: 9, W: 15, O: 24, kh: 1, kw: 1, stride: 1, padTop: 0, padLeft: 0, padBottom: 0, padRight: 0 },
+      // K = 2700: blocks of 48 positions, 143 positions = 2 whole blocks and a part, odd rows
+      { N: 1, C: 300, H: 11, W: 13, O: 20, kh: 3, kw: 3, stride: 1, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 },
     ] as Conv2dShape[]) {
       const { x, w, b } = operands(s, 11, true);
       const [Ho, Wo] = convOut(s);

@@ -69,7 +69,8 @@ export interface KernelExports {
   scatterAddRowsBackward(dy: number, dweight: number, dout: number, ldo: number, y: number, slots: number, weight: number, k: number, n: number, D: number): void;
   expertForward(y: number, x: number, slots: number, k: number, n: number, D: number, F: number, bg: number, bu: number, bd: number, g: number, u: number, h: number, ap: number, tile: number): void;
   swigluRowsForward(y: number, g: number, u: number, x: number, n: number, D: number, F: number, bg: number, bu: number, bd: number, h: number, ap: number, tile: number): void;
-  conv2dRows(out: number, x: number, bp: number, bias: number, C: number, H: number, W: number, O: number, kh: number, kw: number, stride: number, pT: number, pL: number, Ho: number, Wo: number, p0: number, p1: number, ap: number, cbuf: number, tile: number): void;
+  conv2dRows(out: number, x: number, bp: number, bias: number, C: number, H: number, W: number, O: number, kh: number, kw: number, stride: number, pT: number, pL: number, Ho: number, Wo: number, p0: number, p1: number, rows: number, ap: number, cbuf: number, tile: number): void;
+  conv2dBlockRows(K: number): number;
   groupNormGroups(out: number, x: number, w: number, b: number, C: number, S: number, G: number, eps: number, silu: number, g0: number, g1: number): void;
   swigluRowsBackward(dx: number, dwg: number, dwu: number, dwd: number, dout: number, x: number, g: number, u: number, n: number, D: number, F: number, bdT: number, bgT: number, buT: number, h: number, dh: number, dg: number, du: number, ap: number, apT: number, bpT: number, tile: number): void;
 }

@@ -1,7 +1,7 @@
 /**
  * 2-D convolution on the wasm backend (formula: ref/vae/conv2d.ts; kernel: wasm/assembly/conv2d.ts).
  * The weight [O, C·kh·kw] is packed once (the backend's weight cache); each image's output positions
- * are cut into ranges of whole 64-position blocks that the threads claim, each thread packing its
+ * are cut into ranges of whole blocks of positions (as many as keep a block's patches in L2) that the threads claim, each thread packing its
  * own patches (no column matrix) into its own scratch.
  */
 import { DitMoeError } from '../core/errors.js';
@@ -9,7 +9,6 @@ import { checkConvShape, type Conv2dShape } from '../ref/vae/conv2d.js';
 import type { BackendHooks } from './hooks.js';
 import type { Call } from './threads.js';
 
-const ROWS = 64; // CONV_ROWS of the kernel
 
 export function conv2dWasm(h: BackendHooks, out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, s: Conv2dShape): void {
   const where = 'wasm.conv2d';
@@ -30,6 +29,7 @@ export function conv2dWasm(h: BackendHooks, out: Float32Array, x: Float32Array, 
     const po = sc.output(out, N * O * P, 'none');
     const parts = h.parts(2 * N * P * O * K);
     const tiles = h.tiles();
+    const ROWS = (e.conv2dBlockRows(K) as number);
     const scratch = Array.from({ length: parts }, (_, t) => [sc.alloc(ROWS * K), sc.alloc(ROWS * O), tiles[t]]);
     const blocks = Math.ceil(P / ROWS);
     // about 4 ranges per thread and image: balanced, and few claims
@@ -37,7 +37,7 @@ export function conv2dWasm(h: BackendHooks, out: Float32Array, x: Float32Array, 
     const calls: Call[] = [];
     for (let n = 0; n < N; n++) {
       for (let q = 0; q < blocks; q += per) {
-        calls.push(['conv2dRows', [po + n * O * P * 4, px + n * C * H * W * 4, bp, pb, C, H, W, O, kh, kw, s.stride, s.padTop, s.padLeft, Ho, Wo, q * ROWS, Math.min(P, (q + per) * ROWS), -1, -2, -3]]);
+        calls.push(['conv2dRows', [po + n * O * P * 4, px + n * C * H * W * 4, bp, pb, C, H, W, O, kh, kw, s.stride, s.padTop, s.padLeft, Ho, Wo, q * ROWS, Math.min(P, (q + per) * ROWS), ROWS, -1, -2, -3]]);
       }
     }
     if (parts === 1) for (const [fn, args] of calls) e[fn](...args.map((v) => (v < 0 ? scratch[0][-v - 1] : v)));

@@ -9,7 +9,7 @@ import { DitMoeError } from '../../core/errors.js';
 import type { Kernels } from '../../ref/kernels.js';
 import { describeMismatch } from '../../ref/inferConfig.js';
 import { specMismatch } from './load.js';
-import { TaesdHalf, taesdParamSpecs } from '../../ref/vae/taesd.js';
+import { TAESD_ENCODER, TaesdHalf, taesdParamSpecs } from '../../ref/vae/taesd.js';
 import { asFloat32, type StTensor } from '../safetensors.js';
 
 export type TaesdRole = 'encoder' | 'decoder';
@@ -40,7 +40,7 @@ export function loadTaesdHalf(role: TaesdRole, tensors: ReadonlyMap<string, StTe
   const first = tensors.get(role === 'encoder' ? '0.weight' : '1.weight')!;
   if (!first || first.shape.length !== 4) throw new DitMoeError(`has no TAESD ${role} first convolution '${role === 'encoder' ? '0.weight' : '1.weight'}'`, where);
   const c = first.shape[0];
-  const L = role === 'encoder' ? (tensors.get('14.weight')?.shape[0] ?? 0) : first.shape[1];
+  const L = role === 'encoder' ? (tensors.get(`${TAESD_ENCODER.length - 1}.weight`)?.shape[0] ?? 0) : first.shape[1];
   const pool = [...tensors.keys()].some((k) => /\.pool\./.test(k));
   const m = specMismatch(taesdParamSpecs(role, c, L, pool), tensors);
   if (m.missing.length || m.wrongShape.length || m.unexpected.length) throw new DitMoeError(`is not a TAESD ${role} of width ${c} on ${L} latent channels (taesd.py's names): ${describeMismatch(m)}`, where);

@@ -1,19 +1,21 @@
 /**
  * 2-D convolution on the GEMM (ref/vae/conv2d.ts gives the formula), image to columns done
- * inside the packing: for a block of up to 64 output positions of one image, the packed A
+ * inside the packing: for a block of output positions (conv2dBlockRows) of one image, the packed A
  * (2-row panels, gemm.ts) is filled straight from the image, A[m, k] = x[c, oy·s + i − pT, ox·s + j − pL]
- * (k = (c·kh + i)·kw + j, zero outside), then C[64, O] = A · B with B the weight [O, C·kh·kw]
+ * (k = (c·kh + i)·kw + j, zero outside), then C[rows, O] = A · B with B the weight [O, C·kh·kw]
  * packed once as 16-column panels (packBNK), and C is written back channel-major with the bias.
  * So no column matrix is ever whole, and the weight panels are shared by every block and thread.
  */
 import { gemmPacked } from './gemm';
 
-/** Output positions per block. */
-export const CONV_ROWS: i32 = 64;
-
-/** Size in f32 of one thread's packed A for a K-deep product (CONV_ROWS rows). */
-export function conv2dScratchA(K: i32): i32 {
-  return CONV_ROWS * K;
+/**
+ * Output positions per block for a K-deep product: as many as keep the packed A block within
+ * 512 KiB (half this core's L2), even, between 16 and 256. The GEMM goes over the weight's panels
+ * with the block's rows inside, so the block is read once per panel: from L2 when it fits
+ * (K = 4608, 512 channels: 28 rows; with a fixed 64 the 1.2 MB block came from L3 every panel).
+ */
+export function conv2dBlockRows(K: i32): i32 {
+  return min(256, max(16, (131072 / max(1, K)) & ~1));
 }
 
 // @ts-ignore: decorator
@@ -72,13 +74,13 @@ function packPatchPair(dst: usize, x: usize, C: i32, H: i32, W: i32, kh: i32, kw
 
 /**
  * Output positions [p0, p1) of one image: x [C, H, W] → out [O, Ho·Wo] (+ bias [O] unless 0).
- * bp: the packed weight; ap (CONV_ROWS·K f32), cbuf (CONV_ROWS·O f32), tile (32 f32): this thread's scratch.
+ * bp: the packed weight; ap (rows·K f32), cbuf (rows·O f32), tile (32 f32): this thread's scratch.
  */
-export function conv2dRows(out: usize, x: usize, bp: usize, bias: usize, C: i32, H: i32, W: i32, O: i32, kh: i32, kw: i32, stride: i32, pT: i32, pL: i32, Ho: i32, Wo: i32, p0: i32, p1: i32, ap: usize, cbuf: usize, tile: usize): void {
+export function conv2dRows(out: usize, x: usize, bp: usize, bias: usize, C: i32, H: i32, W: i32, O: i32, kh: i32, kw: i32, stride: i32, pT: i32, pL: i32, Ho: i32, Wo: i32, p0: i32, p1: i32, rows: i32, ap: usize, cbuf: usize, tile: usize): void {
   const K = C * kh * kw;
   const P = Ho * Wo;
-  for (let q0 = p0; q0 < p1; q0 += CONV_ROWS) {
-    const mb = min(CONV_ROWS, p1 - q0);
+  for (let q0 = p0; q0 < p1; q0 += rows) {
+    const mb = min(rows, p1 - q0);
     for (let m = 0; m < mb; m += 2) {
       packPatchPair(ap + (<usize>m * K) * 4, x, C, H, W, kh, kw, stride, pT, pL, Wo, q0 + m, m + 1 < mb ? q0 + m + 1 : -1);
     }
