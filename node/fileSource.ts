@@ -35,9 +35,14 @@ export function openFileSource(file: string): FileSource {
       fs.closeSync(fd);
       throw Object.assign(new Error('directory'), { code: 'EISDIR' });
     }
+    // a device or a pipe (/dev/zero) has no size to read by offset and never ends: only regular files
+    if (!st.isFile()) {
+      fs.closeSync(fd);
+      throw new DitMoeError('is not a regular file (a device or a pipe is never read)', file);
+    }
     size = st.size;
   } catch (e) {
-    throw cannot(e, file);
+    throw e instanceof DitMoeError ? e : cannot(e, file);
   }
   const src: FileSource = {
     file,

@@ -73,11 +73,11 @@ describe('the packed package', () => {
     for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/node.js', 'dist/node.d.ts', 'dist/wasm/browser.js', 'wasm/build/kernels.wasm', 'wasm/build/kernels-mt.wasm', 'models/mnist-s.safetensors']) expect(fs.existsSync(path.join(pkgDir, f)), f).toBe(true);
     // a user's TypeScript against the entries: wrong use is a type error, right use is not
     fs.writeFileSync(path.join(proj, 'use.ts'), [
-      "import { loadWasmKernels, loadModelFromBytes, RoutingRecorder, SAMPLERS, type WasmKernels } from 'dit-moe';",
+      "import { loadWasmKernels, loadModelFromBytes, RoutingRecorder, SAMPLERS, SAMPLER_LABELS, type WasmKernels } from 'dit-moe';",
       "import { createWasmKernels, loadModelFile, Trainer } from 'dit-moe/node';",
       'export const a: Promise<WasmKernels> = loadWasmKernels({ threads: 1 });',
       'export const b: Promise<WasmKernels> = createWasmKernels({ threads: 2 });',
-      'export const c = [loadModelFromBytes, RoutingRecorder, SAMPLERS[0].name, loadModelFile, Trainer];',
+      'export const c = [loadModelFromBytes, RoutingRecorder, SAMPLER_LABELS[SAMPLERS[0]], loadModelFile, Trainer];',
       '// @ts-expect-error threads is a number',
       "export const d = createWasmKernels({ threads: 'two' });",
     ].join('\n'));
