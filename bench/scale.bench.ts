@@ -69,7 +69,7 @@ export async function run(log: (line: string) => void): Promise<string> {
     const arith = x.flops / (rate * 1e9);
     log(`${m.name}: ${JSON.stringify(x)}`);
     rows.push(
-      `| ${m.name} | ${m.dtype} | ${(size / 1e9).toFixed(2)} | ${m.budget ?? 'default'} → ${x.resident ? 'resident' : 'streamed'} | ${(x.openMs / 1000).toFixed(1)} | ${(f1.ms / 1000).toFixed(1)} (${((100 * f1.waitMs) / f1.ms).toFixed(0)}%) | ${(f2.ms / 1000).toFixed(1)} (${((100 * f2.waitMs) / f2.ms).toFixed(0)}%) | ${(x.maxRssKB / 2 ** 20).toFixed(2)} | ${(x.flops / 1e12).toFixed(2)} TFLOP at ${x.gemmGflops.map((g) => g.toFixed(0)).join('/')} GFLOP/s = ${arith.toFixed(1)} s; forward ${((x.forwards[x.forwards.length - 1].ms) / 1000 / arith).toFixed(2)}× | ${load0.toFixed(1)} |`,
+      `| ${m.name} | ${m.dtype} | ${(size / 1e9).toFixed(2)} | ${m.budget ?? 'default'} → ${x.resident ? 'resident' : 'streamed'} | ${(x.openMs / 1000).toFixed(1)} | ${(f1.ms / 1000).toFixed(1)} (${((100 * f1.waitMs) / f1.ms).toFixed(0)}%) | ${Number.isNaN(f2.ms) ? 'not run' : `${(f2.ms / 1000).toFixed(1)} (${((100 * f2.waitMs) / f2.ms).toFixed(0)}%)`} | ${(x.maxRssKB / 2 ** 20).toFixed(2)} | ${(x.flops / 1e12).toFixed(2)} TFLOP at ${x.gemmGflops.map((g) => g.toFixed(0)).join('/')} GFLOP/s = ${arith.toFixed(1)} s; forward ${((x.forwards[x.forwards.length - 1].ms) / 1000 / arith).toFixed(2)}× | ${load0.toFixed(1)} |`,
     );
   }
   // rows of models not measured in this run are kept from the existing section (the big ones are run one at a time)

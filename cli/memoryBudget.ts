@@ -1,8 +1,8 @@
 /**
  * `--memory-budget <GB>`: how much memory a model may take. A model whose stored tensors, one
  * block widened to float32 and the wasm module's packed weights fit stays resident; one that does
- * not is streamed block by block (io/weightStore.ts), which needs two blocks' stored tensors (the
- * current one and the one read ahead), one widened, and the packed weights of one layer. A budget
+ * not is streamed block by block (io/weightStore.ts), which needs two blocks' stored tensors and
+ * their widened copies (the current one and the one read ahead), and the packed weights of one layer. A budget
  * below that, or a layer whose packed weights pass the wasm memory, is one line naming it.
  * The default is what the machine can spare now: 90% of the available memory (and of a cgroup's
  * limit when there is one), stated in the log line.
@@ -84,9 +84,9 @@ export function planMemory(file: TensorFile, config: DiTConfig, wasm: boolean, b
   const wasmUse = wasm ? Math.min(wasmWeights, allPacked * 1.05) : 0;
   const fixed = stored.total - stored.blocks.reduce((a, b) => a + b, 0);
   const residentNeed = stored.total + widenBlock + wasmUse;
-  const streamNeed = fixed + 2 * stored.largestBlock + widenBlock + (wasm ? Math.ceil(layer * 1.1) : 0);
+  const streamNeed = fixed + 2 * (stored.largestBlock + widenBlock) + (wasm ? Math.ceil(layer * 1.1) : 0); // the current block and the next, read ahead
   const head = `${file.where}: ${mb(stored.total)} of weights, memory budget ${mb(budget.bytes)} (${budget.why})`;
   if (residentNeed <= budget.bytes) return { resident: true, wasmWeights, line: `${head}: resident` };
-  if (streamNeed > budget.bytes) throw new DitMoeError(`memory budget ${mb(budget.bytes)} (${budget.why}) is smaller than streaming one block needs: ${mb(streamNeed)} (two blocks of ${mb(stored.largestBlock)} as stored, one widened, ${wasm ? 'one layer packed, ' : ''}the embeddings)`, file.where);
+  if (streamNeed > budget.bytes) throw new DitMoeError(`memory budget ${mb(budget.bytes)} (${budget.why}) is smaller than streaming one block needs: ${mb(streamNeed)} (two blocks of ${mb(stored.largestBlock)} as stored${widenBlock ? ` and ${mb(widenBlock)} widened` : ''}, ${wasm ? 'one layer packed, ' : ''}the embeddings)`, file.where);
   return { resident: false, wasmWeights: wasm ? Math.ceil(layer * 1.1) : 0, line: `${head}: streamed block by block (resident it would need ${mb(residentNeed)})` };
 }

@@ -221,7 +221,7 @@ export class FileWeights implements Weights {
     const r = this.raw.get(name);
     if (!r) {
       if (!this.names.has(name)) throw new DitMoeError(`no parameter named ${name}`, this.file.where);
-      throw new DitMoeError(`tensor '${name}' asked for outside its block (the store holds block ${this.loaded})`, this.file.where);
+      throw new DitMoeError(`tensor '${name}' asked for outside its block (the store holds ${this.loaded >= 0 ? `block ${this.loaded}` : 'no block'})`, this.file.where);
     }
     const a = tagWeight(widen(r), `${this.id}:${name}`);
     this.checkValues(name, a, r.shape);
