@@ -10,8 +10,8 @@ import { numberArg, onOff, nonNegativeInt, positiveInt } from '../options.js';
 import { refuseOverwritingInputs } from '../../node/outputs.js';
 import { checkModelFits } from '../limits.js';
 import { memoryBudgetOption } from '../memoryBudget.js';
-import { loadModelFile, readModelTensors } from '../loadModel.js';
-import { writeFileAtomic, readSafetensorsFile } from '../../node/files.js';
+import { loadModelFile, openModelTensors } from '../loadModel.js';
+import { writeFileAtomic } from '../../node/files.js';
 import { gridPng } from '../../render/images.js';
 import { progressBar } from '../progress.js';
 import { loadDataset } from '../../train/data.js';
@@ -51,9 +51,12 @@ export function register(program: Command): void {
       const kernels = await kernelsFor(o.backend, o.threads);
       // our training checkpoints hold the model's weights and ema.*: the EMA by default when present
       const isPt = /\.(pt|pth|bin|ckpt)$/i.test(o.model);
-      const hasEma = !isPt && [...readSafetensorsFile(o.model).tensors.keys()].some((k) => k.startsWith('ema.'));
+      // the header or zip directory only (no tensor read): the metadata and whether it holds EMA weights
+      const opened = await openModelTensors(o.model, { weights: o.weights as 'model' | 'ema' | undefined });
+      opened.source.close();
+      const { metadata } = opened.file;
+      const hasEma = !isPt && [...opened.file.tensors.keys()].some((k) => k.startsWith('ema.'));
       const which = o.weights ?? (hasEma ? 'ema' : isPt ? undefined : 'model'); // .pt: the official choice (ema when present)
-      const { metadata } = await readModelTensors(o.model, { weights: which, allowNonfinite: o.allowNonfinite });
       const model = await loadModelFile(o.model, kernels, { weights: which, allowNonfinite: o.allowNonfinite, memoryBudget: o.memoryBudget });
       const config = model.config;
       const objective = (o.objective ?? metadata.objective ?? 'flow') as Objective;
