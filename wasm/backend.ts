@@ -25,7 +25,7 @@ import { WeightCache, DEFAULT_WEIGHT_BUDGET } from './weightCache.js';
 import { webAssembly, type WasmBytes, type WasmModule, type WasmMemory } from './webassembly.js';
 import type { Call, ThreadPool, WorkerFunction } from './threads.js';
 import type { SwigluWeights } from '../ref/moe.js';
-import { withOperandChecks } from '../ref/kernelChecks.js';
+import { withOperandChecks, dims, size } from '../ref/kernelChecks.js';
 import type { SwigluCall, SwigluBackwardCall } from '../ref/swiglu.js';
 import { dispatchByExpert } from '../ref/moeExperts.js';
 import type { Conv2dShape } from '../ref/vae/conv2d.js';
@@ -197,29 +197,6 @@ export function createWasmKernelsOn(module: WasmModule, memory: WasmMemory, pool
 /** Below this much work a call stays on one thread (waking a worker costs microseconds). */
 const PARALLEL_FLOPS = 2e6;
 
-function dims(where: string, ...ds: number[]): void {
-  for (const d of ds) if (!Number.isInteger(d) || d < 0) throw new DitMoeError(`dimensions must be non-negative integers, got ${ds.join(', ')}`, where);
-}
-
-function size(where: string, name: string, a: Float32Array | null, n: number): void {
-  if (a && a.length < n) throw new DitMoeError(`${name} has ${a.length} elements, needs ${n}`, where);
-}
-
-/** The operands of one SwiGLU expert forward (`swiglu`, or one call of `swigluExperts`: names prefixed). */
-function checkSwiglu(where: string, pre: string, out: Float32Array, gate: Float32Array | null, up: Float32Array | null, x: Float32Array, w: SwigluWeights, M: number, D: number, F: number): void {
-  dims(where, M, D, F);
-  size(where, `${pre}out`, out, M * D), size(where, `${pre}gate`, gate, M * F), size(where, `${pre}up`, up, M * F), size(where, `${pre}x`, x, M * D);
-  size(where, `${pre}wg`, w.gate, F * D), size(where, `${pre}wu`, w.up, F * D), size(where, `${pre}wd`, w.down, D * F);
-}
-
-/** The operands of one SwiGLU expert backward (dw: the weight gradients). */
-function checkSwigluBackward(where: string, pre: string, dx: Float32Array, dw: SwigluWeights, dout: Float32Array, x: Float32Array, gate: Float32Array, up: Float32Array, w: SwigluWeights, M: number, D: number, F: number): void {
-  dims(where, M, D, F);
-  size(where, `${pre}dx`, dx, M * D), size(where, `${pre}dwg`, dw.gate, F * D), size(where, `${pre}dwu`, dw.up, F * D), size(where, `${pre}dwd`, dw.down, D * F);
-  size(where, `${pre}dout`, dout, M * D), size(where, `${pre}x`, x, M * D), size(where, `${pre}gate`, gate, M * F), size(where, `${pre}up`, up, M * F);
-  size(where, `${pre}wg`, w.gate, F * D), size(where, `${pre}wu`, w.up, F * D), size(where, `${pre}wd`, w.down, D * F);
-}
-
 /** Indices of `work` from the largest to the smallest: threads claim the big calls first, so the last to finish is a small one. */
 function largestFirst(work: number[]): number[] {
   return work.map((_, i) => i).sort((i, j) => work[j] - work[i]);
@@ -371,7 +348,6 @@ class WasmBackend implements WasmKernels {
    * detaches its views when it grows, so there a plain Float32Array (copied in and out per call).
    */
   tensor(n: number): Float32Array {
-    dims('wasm.tensor', n);
     if (!this.sharedMemory) return new Float32Array(n);
     const p = this.arena.zeros(n);
     this.tensors.push(p);
@@ -539,9 +515,6 @@ class WasmBackend implements WasmKernels {
 
   // out[M,N] = x[M,K]·w[N,K]ᵀ + b[N]
   linear(out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, M: number, K: number, N: number): void {
-    const where = 'wasm.linear';
-    dims(where, M, K, N);
-    size(where, 'out', out, M * N), size(where, 'x', x, M * K), size(where, 'w', w, N * K), size(where, 'b', b, N);
     if (M * N === 0) return;
     if (K === 0) {
       for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) out[m * N + n] = b ? b[n] : 0;
@@ -562,10 +535,6 @@ class WasmBackend implements WasmKernels {
 
   // dx[M,K] += dout·w, dw[N,K] += doutᵀ·x, db[N] += Σ_m dout
   linearBackward(dx: Float32Array | null, dw: Float32Array | null, db: Float32Array | null, dout: Float32Array, x: Float32Array, w: Float32Array, M: number, K: number, N: number): void {
-    const where = 'wasm.linearBackward';
-    dims(where, M, K, N);
-    size(where, 'dx', dx, M * K), size(where, 'dw', dw, N * K), size(where, 'db', db, N);
-    size(where, 'dout', dout, M * N), size(where, 'x', x, M * K), size(where, 'w', w, N * K);
     if (M === 0 || N === 0) return;
     const e = this.exports;
     const bpW = dx && K > 0 ? this.packed(w, N, K, 'kn') : 0;
@@ -595,9 +564,6 @@ class WasmBackend implements WasmKernels {
 
   // out[M,D] = (x - mean)·rstd (· w + b)
   layerNorm(out: Float32Array, mean: Float32Array, rstd: Float32Array, x: Float32Array, w: Float32Array | null, b: Float32Array | null, M: number, D: number, eps: number): void {
-    const where = 'wasm.layerNorm';
-    dims(where, M, D);
-    size(where, 'out', out, M * D), size(where, 'mean', mean, M), size(where, 'rstd', rstd, M), size(where, 'x', x, M * D), size(where, 'w', w, D), size(where, 'b', b, D);
     if (M === 0) return;
     this.scratch((s) => {
       const px = s.input(x, M * D);
@@ -612,10 +578,6 @@ class WasmBackend implements WasmKernels {
   }
 
   layerNormBackward(dx: Float32Array, dw: Float32Array | null, db: Float32Array | null, dout: Float32Array, x: Float32Array, w: Float32Array | null, mean: Float32Array, rstd: Float32Array, M: number, D: number): void {
-    const where = 'wasm.layerNormBackward';
-    dims(where, M, D);
-    size(where, 'dx', dx, M * D), size(where, 'dw', dw, D), size(where, 'db', db, D), size(where, 'dout', dout, M * D);
-    size(where, 'x', x, M * D), size(where, 'w', w, D), size(where, 'mean', mean, M), size(where, 'rstd', rstd, M);
     if (M === 0) return;
     const e = this.exports;
     this.scratch((s) => {
@@ -635,9 +597,6 @@ class WasmBackend implements WasmKernels {
 
   // out[B,T,D] = x·(1 + scale) + shift, sequences shared by the threads
   modulate(out: Float32Array, x: Float32Array, shift: Float32Array, scale: Float32Array, B: number, T: number, D: number): void {
-    const where = 'wasm.modulate';
-    dims(where, B, T, D);
-    size(where, 'out', out, B * T * D), size(where, 'x', x, B * T * D), size(where, 'shift', shift, B * D), size(where, 'scale', scale, B * D);
     if (B * T * D === 0) return;
     this.scratch((s) => {
       const [px, psh, psc] = [s.input(x, B * T * D), s.input(shift, B * D), s.input(scale, B * D)];
@@ -648,10 +607,6 @@ class WasmBackend implements WasmKernels {
 
   // dx += dy·(1 + scale), dshift[b] += Σ_t dy, dscale[b] += Σ_t dy·x
   modulateBackward(dx: Float32Array, dshift: Float32Array, dscale: Float32Array, dout: Float32Array, x: Float32Array, scale: Float32Array, B: number, T: number, D: number): void {
-    const where = 'wasm.modulateBackward';
-    dims(where, B, T, D);
-    size(where, 'dx', dx, B * T * D), size(where, 'dshift', dshift, B * D), size(where, 'dscale', dscale, B * D);
-    size(where, 'dout', dout, B * T * D), size(where, 'x', x, B * T * D), size(where, 'scale', scale, B * D);
     if (B * T * D === 0) return;
     this.scratch((s) => {
       const [pdo, px, psc] = [s.input(dout, B * T * D), s.input(x, B * T * D), s.input(scale, B * D)];
@@ -662,9 +617,6 @@ class WasmBackend implements WasmKernels {
 
   // x += gate · f
   gatedResidual(x: Float32Array, f: Float32Array, gate: Float32Array, B: number, T: number, D: number): void {
-    const where = 'wasm.gatedResidual';
-    dims(where, B, T, D);
-    size(where, 'x', x, B * T * D), size(where, 'f', f, B * T * D), size(where, 'gate', gate, B * D);
     if (B * T * D === 0) return;
     this.scratch((s) => {
       const [pf, pg] = [s.input(f, B * T * D), s.input(gate, B * D)];
@@ -675,9 +627,6 @@ class WasmBackend implements WasmKernels {
 
   // df += dy·gate, dgate[b] += Σ_t dy·f
   gatedResidualBackward(df: Float32Array, dgate: Float32Array, dout: Float32Array, f: Float32Array, gate: Float32Array, B: number, T: number, D: number): void {
-    const where = 'wasm.gatedResidualBackward';
-    dims(where, B, T, D);
-    size(where, 'df', df, B * T * D), size(where, 'dgate', dgate, B * D), size(where, 'dout', dout, B * T * D), size(where, 'f', f, B * T * D), size(where, 'gate', gate, B * D);
     if (B * T * D === 0) return;
     this.scratch((s) => {
       const [pdo, pf, pg] = [s.input(dout, B * T * D), s.input(f, B * T * D), s.input(gate, B * D)];
@@ -688,10 +637,7 @@ class WasmBackend implements WasmKernels {
 
   // out[B,T,H·Dh] = softmax(q kᵀ/√Dh) v per head, from qkv [B, T, 3, H, Dh]
   attention(out: Float32Array, probs: Float32Array | null, qkv: Float32Array, B: number, T: number, H: number, Dh: number): void {
-    const where = 'wasm.attention';
-    dims(where, B, T, H, Dh);
     const D = H * Dh;
-    size(where, 'out', out, B * T * D), size(where, 'probs', probs, B * H * T * T), size(where, 'qkv', qkv, B * T * 3 * D);
     if (B * T * H === 0) return;
     const e = this.exports;
     const scale = 1 / Math.sqrt(Dh);
@@ -725,10 +671,7 @@ class WasmBackend implements WasmKernels {
   }
 
   attentionBackward(dqkv: Float32Array, dout: Float32Array, qkv: Float32Array, probs: Float32Array, B: number, T: number, H: number, Dh: number): void {
-    const where = 'wasm.attentionBackward';
-    dims(where, B, T, H, Dh);
     const D = H * Dh;
-    size(where, 'dqkv', dqkv, B * T * 3 * D), size(where, 'dout', dout, B * T * D), size(where, 'qkv', qkv, B * T * 3 * D), size(where, 'probs', probs, B * H * T * T);
     if (B * T * H * Dh === 0) return;
     const e = this.exports;
     const scale = 1 / Math.sqrt(Dh);
@@ -756,7 +699,6 @@ class WasmBackend implements WasmKernels {
 
   // out[M,D] = (silu(x·Wgᵀ) ⊙ (x·Wuᵀ))·Wdᵀ
   swiglu(out: Float32Array, gate: Float32Array | null, up: Float32Array | null, x: Float32Array, wg: Float32Array, wu: Float32Array, wd: Float32Array, M: number, D: number, F: number): void {
-    checkSwiglu('wasm.swiglu', '', out, gate, up, x, { gate: wg, up: wu, down: wd }, M, D, F);
     if (M * D === 0) return;
     if (F === 0) {
       out.fill(0, 0, M * D);
@@ -782,23 +724,10 @@ class WasmBackend implements WasmKernels {
     });
   }
 
-  /** The routing slots of one expert, checked: every row slots[r] / k of a [rows, D] array exists (the kernels write there). */
-  private slotsFor(where: string, slots: Int32Array, k: number, rows: number, weights: number): void {
-    if (!Number.isInteger(k) || k < 1) throw new DitMoeError(`k must be a positive integer, got ${k}`, where);
-    for (let r = 0; r < slots.length; r++) {
-      const s = slots[r];
-      if (!(Number.isInteger(s) && s >= 0 && ((s / k) | 0) < rows && s < weights)) throw new DitMoeError(`slots[${r}] = ${s} is not a slot of the ${rows} tokens × ${k}`, where);
-    }
-  }
-
   // out[r, :] = x[slots[r] / k, :]
   gatherRows(out: Float32Array, x: Float32Array, slots: Int32Array, k: number, D: number): void {
-    const where = 'wasm.gatherRows';
-    dims(where, D);
     const [n, M] = [slots.length, D > 0 ? Math.floor(x.length / D) : 0];
     if (n * D === 0) return;
-    size(where, 'out', out, n * D);
-    this.slotsFor(where, slots, k, M, Infinity);
     this.scratch((s) => {
       const [px, ps] = [s.input(x, M * D), s.putI32(slots)];
       this.exports.gatherRows(s.output(out, n * D, 'none'), px, D, ps, k, n, D);
@@ -807,12 +736,8 @@ class WasmBackend implements WasmKernels {
 
   // out[slots[r] / k, :] += weight[slots[r]] · y[r, :]
   scatterAddRows(out: Float32Array, y: Float32Array, slots: Int32Array, weight: Float32Array | null, k: number, D: number): void {
-    const where = 'wasm.scatterAddRows';
-    dims(where, D);
     const [n, M] = [slots.length, D > 0 ? Math.floor(out.length / D) : 0];
     if (n * D === 0) return;
-    size(where, 'y', y, n * D);
-    this.slotsFor(where, slots, k, M, weight ? weight.length : Infinity);
     this.scratch((s) => {
       const [py, ps, pw] = [s.input(y, n * D), s.putI32(slots), weight ? s.input(weight, weight.length) : 0];
       this.exports.scatterAddRows(s.output(out, M * D, 'keep'), D, py, ps, pw, k, n, D);
@@ -821,16 +746,12 @@ class WasmBackend implements WasmKernels {
 
   // dy[r, :] = weight[s]·dout[m, :], dweight[s] = dout[m, :]·y[r, :]
   scatterAddRowsBackward(dy: Float32Array, dweight: Float32Array, dout: Float32Array, y: Float32Array, slots: Int32Array, weight: Float32Array, k: number, D: number): void {
-    const where = 'wasm.scatterAddRowsBackward';
-    dims(where, D);
     const [n, M] = [slots.length, D > 0 ? Math.floor(dout.length / D) : 0];
     if (n === 0) return;
     if (D === 0) {
       for (const s of slots) dweight[s] = 0; // an empty dot product
       return;
     }
-    size(where, 'dy', dy, n * D), size(where, 'y', y, n * D);
-    this.slotsFor(where, slots, k, M, Math.min(weight.length, dweight.length));
     this.scratch((s) => {
       const [pdo, py, pw, ps] = [s.input(dout, M * D), s.input(y, n * D), s.input(weight, weight.length), s.putI32(slots)];
       const [pdy, pdw] = [s.output(dy, n * D, 'none'), s.output(dweight, dweight.length, 'keep')];
@@ -847,18 +768,7 @@ class WasmBackend implements WasmKernels {
    * products are split by columns as every product is.
    */
   moeExperts(out: Float32Array, x: Float32Array, topkIdx: Int32Array, topkWeight: Float32Array, experts: SwigluWeights[], M: number, D: number, F: number, k: number): void {
-    const where = 'wasm.moeExperts';
-    dims(where, M, D, F, k);
-    size(where, 'out', out, M * D), size(where, 'x', x, M * D), size(where, 'topkWeight', topkWeight, M * k);
-    if (topkIdx.length < M * k) throw new DitMoeError(`topkIdx has ${topkIdx.length} elements, needs ${M * k}`, where);
     const E = experts.length;
-    for (let s = 0; s < M * k; s++) {
-      const e = topkIdx[s];
-      if (!(e >= 0 && e < E)) throw new DitMoeError(`topkIdx[${s}] = ${e} is not one of the ${E} experts`, where);
-    }
-    experts.forEach((w, e) => {
-      size(where, `experts[${e}].gate`, w.gate, F * D), size(where, `experts[${e}].up`, w.up, F * D), size(where, `experts[${e}].down`, w.down, D * F);
-    });
     if (M * D === 0) return;
     if (F === 0) {
       out.fill(0, 0, M * D);
@@ -923,7 +833,6 @@ class WasmBackend implements WasmKernels {
    * each product split between the threads (`swiglu`).
    */
   swigluExperts(calls: SwigluCall[], D: number): void {
-    calls.forEach((c, i) => checkSwiglu('wasm.swigluExperts', `calls[${i}].`, c.out, c.gate, c.up, c.x, c.w, c.M, D, c.F));
     const live = calls.filter((c) => c.M * D > 0 && c.F > 0);
     const flops = live.reduce((p, c) => p + 6 * c.M * D * c.F, 0);
     const ops = live.map((c): [Float32Array | null, boolean][] => [[c.out, true], [c.gate, true], [c.up, true], [c.x, false]]);
@@ -954,7 +863,6 @@ class WasmBackend implements WasmKernels {
 
   /** Backward of swigluExperts (accumulates): side by side as the forward, or one after the other. */
   swigluExpertsBackward(calls: SwigluBackwardCall[], D: number): void {
-    calls.forEach((c, i) => checkSwigluBackward('wasm.swigluExpertsBackward', `calls[${i}].`, c.dx, c.dw, c.dout, c.x, c.gate, c.up, c.w, c.M, D, c.F));
     const live = calls.filter((c) => c.M * D * c.F > 0);
     const flops = live.reduce((p, c) => p + 12 * c.M * D * c.F, 0);
     const ops = live.map((c): [Float32Array | null, boolean][] => [[c.dx, true], [c.dw.gate, true], [c.dw.up, true], [c.dw.down, true], [c.dout, false], [c.x, false], [c.gate, false], [c.up, false]]);
@@ -995,7 +903,6 @@ class WasmBackend implements WasmKernels {
    *   dx += dg·Wg + du·Wu, dWg += dgᵀ·x, dWu += duᵀ·x
    */
   swigluBackward(dx: Float32Array, dwg: Float32Array, dwu: Float32Array, dwd: Float32Array, dout: Float32Array, x: Float32Array, gate: Float32Array, up: Float32Array, wg: Float32Array, wu: Float32Array, wd: Float32Array, M: number, D: number, F: number): void {
-    checkSwigluBackward('wasm.swigluBackward', '', dx, { gate: dwg, up: dwu, down: dwd }, dout, x, gate, up, { gate: wg, up: wu, down: wd }, M, D, F);
     if (M * D * F === 0) return;
     const e = this.exports;
     const bdT = this.packed(wd, D, F, 'kn');
