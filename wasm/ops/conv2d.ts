@@ -4,26 +4,25 @@
  * are cut into ranges of whole 64-position blocks that the threads claim, each thread packing its
  * own patches (no column matrix) into its own scratch.
  */
-import { checkConvShape, type Conv2dShape } from '../ref/vae/conv2d.js';
-import type { BackendHooks } from './hooks.js';
-import type { Call } from './threads.js';
+import { checkConvShape, type Conv2dShape } from '../../ref/vae/conv2d.js';
+import type { BackendHooks } from '../hooks.js';
+import type { Call } from '../threads.js';
 
 const ROWS = 64; // CONV_ROWS of the kernel
 
-export function conv2dWasm(h: BackendHooks, out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, s: Conv2dShape): void {
+export function conv2d(h: BackendHooks, out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, s: Conv2dShape): void {
   const [Ho, Wo] = checkConvShape(s, 'wasm.conv2d'); // the operands were checked (ref/kernelChecks.ts)
   const { N, C, H, W, O, kh, kw } = s;
   const K = C * kh * kw;
   const P = Ho * Wo;
   if (N * O * P === 0) return;
-  const bp = h.packedWeight(w, O, K);
+  const bp = h.packed(w, O, K, 'nk');
   h.scratch((sc) => {
-    const e = h.exports();
     const px = sc.input(x, N * C * H * W);
     const pb = b ? sc.input(b, O) : 0;
     const po = sc.output(out, N * O * P, 'none');
     const parts = h.parts(2 * N * P * O * K);
-    const tiles = h.tiles();
+    const tiles = h.tiles;
     const scratch = Array.from({ length: parts }, (_, t) => [sc.alloc(ROWS * K), sc.alloc(ROWS * O), tiles[t]]);
     const blocks = Math.ceil(P / ROWS);
     // about 4 ranges per thread and image: balanced, and few claims
@@ -34,7 +33,6 @@ export function conv2dWasm(h: BackendHooks, out: Float32Array, x: Float32Array, 
         calls.push(['conv2dRows', [po + n * O * P * 4, px + n * C * H * W * 4, bp, pb, C, H, W, O, kh, kw, s.stride, s.padTop, s.padLeft, Ho, Wo, q * ROWS, Math.min(P, (q + per) * ROWS), -1, -2, -3]]);
       }
     }
-    if (parts === 1) for (const [fn, args] of calls) e[fn](...args.map((v) => (v < 0 ? scratch[0][-v - 1] : v)));
-    else h.runCalls(calls, scratch);
+    h.runCalls(calls, scratch); // on one thread when parts = 1 (one row of scratch)
   });
 }
