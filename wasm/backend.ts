@@ -32,7 +32,7 @@ import type { Call, ThreadPool } from './threads.js';
 import type { SwigluWeights, SwigluCall, SwigluBackwardCall } from '../ref/swiglu.js';
 import { withOperandChecks } from '../ref/kernelChecks.js';
 import type { Conv2dShape } from '../ref/vae/conv2d.js';
-import type { KernelExports } from './exports.js';
+import { KERNEL_EXPORTS, type KernelExports } from './exports.js';
 import { Scratch } from './scratch.js';
 import { conv2d } from './ops/conv2d.js';
 import { groupNorm } from './ops/groupnorm.js';
@@ -104,8 +104,9 @@ function instantiate(module: WasmModule, memory: WasmMemory): KernelExports {
     throw new DitMoeError(`cannot instantiate the kernels module (${(e as Error).message}); rebuild it with \`npm run build:wasm\``, WHERE);
   }
   const exports = instance.exports as unknown as KernelExports;
-  if (typeof exports.gemmPacked !== 'function' || typeof exports.heapBase !== 'function') {
-    throw new DitMoeError('the kernels module lacks its exports (gemmPacked, heapBase); rebuild it with `npm run build:wasm`', WHERE);
+  const missing = Object.keys(KERNEL_EXPORTS).filter((name) => typeof (exports as unknown as Record<string, unknown>)[name] !== 'function');
+  if (missing.length > 0) {
+    throw new DitMoeError(`the kernels module lacks its exports (${missing.join(', ')}); rebuild it with \`npm run build:wasm\``, WHERE);
   }
   return exports;
 }

@@ -1,44 +1,63 @@
 /**
- * The kernels module's exports (wasm/assembly/*.ts): what the main thread calls (typed below)
- * and what worker threads may run (wasm/pool.ts).
+ * The kernels module's exports (wasm/assembly/*.ts), declared once: each export's parameters
+ * (byte addresses and f32 counts), and whether worker threads may run it. The main thread's
+ * typed table (`KernelExports`), the check that a module has them all (wasm/backend.ts), and
+ * the workers' table (`WORKER_FUNCTIONS`, wasm/pool.ts) are all derived from this list.
  */
-/** The module's exports (wasm/assembly/*.ts): byte addresses and f32 counts. */
-export interface KernelExports {
-  heapBase(): number;
-  packedASize(M: number, K: number): number;
-  packedBSize(N: number, K: number): number;
-  packARows(ap: number, a: number, lda: number, M: number, K: number): void;
-  packACols(ap: number, a: number, lda: number, M: number, K: number): void;
-  packBNK(bp: number, b: number, ldb: number, N: number, K: number): void;
-  packBKN(bp: number, b: number, ldb: number, N: number, K: number): void;
-  gemmPacked(c: number, ldc: number, ap: number, bp: number, M: number, N: number, K: number, tile: number, overwrite: number): void;
-  gemmPackedCols(c: number, ldc: number, ap: number, bp: number, M: number, N: number, K: number, n0: number, n1: number, tile: number, overwrite: number): void;
-  gemmNaive(c: number, ldc: number, a: number, lda: number, aTrans: number, b: number, ldb: number, bNK: number, M: number, N: number, K: number): void;
-  fillRows(c: number, ldc: number, bias: number, M: number, N: number): void;
-  colSumAcc(db: number, dout: number, M: number, N: number): void;
-  layerNormForward(out: number, mean: number, rstd: number, x: number, w: number, b: number, M: number, D: number, eps: number): void;
-  layerNormBackward(dx: number, dw: number, db: number, dout: number, x: number, w: number, mean: number, rstd: number, M: number, D: number): void;
-  modulateForward(out: number, x: number, shift: number, scale: number, B: number, T: number, D: number): void;
-  modulateBackward(dx: number, dshift: number, dscale: number, dout: number, x: number, scale: number, B: number, T: number, D: number): void;
-  gatedResidualForward(x: number, f: number, gate: number, B: number, T: number, D: number): void;
-  gatedResidualBackward(df: number, dgate: number, dout: number, f: number, gate: number, B: number, T: number, D: number): void;
-  softmaxRows(s: number, rows: number, n: number, ld: number, scale: number): void;
-  attentionHeadForward(out: number, ldo: number, p: number, q: number, k: number, v: number, ld: number, T: number, Dh: number, scale: number, ap: number, bp: number, tile: number): void;
-  attentionHeadForwardTiled(out: number, ldo: number, q: number, k: number, v: number, ld: number, T: number, Dh: number, scale: number, R: number, s: number, ap: number, kp: number, vp: number, tile: number): void;
-  attentionHeadBackward(dq: number, dk: number, dv: number, ldd: number, dout: number, ldo: number, q: number, k: number, v: number, ld: number, p: number, T: number, Dh: number, scale: number, dp: number, ap: number, bp: number, tile: number): void;
-  attentionHeadNaive(out: number, ldo: number, p: number, q: number, k: number, v: number, ld: number, T: number, Dh: number, scale: number): void;
-  expArray(out: number, x: number, n: number): void;
-  siluForward(out: number, x: number, n: number): void;
-  siluBackward(dx: number, dout: number, x: number, n: number): void;
-  swigluGate(h: number, g: number, u: number, n: number): void;
-  swigluGateBackward(dg: number, du: number, dh: number, g: number, u: number, n: number): void;
-  packARowsGather(ap: number, x: number, ldx: number, slots: number, k: number, n: number, K: number): void;
-  scatterAddRows(out: number, ldo: number, y: number, slots: number, weight: number, k: number, n: number, D: number): void;
-  gatherRows(out: number, x: number, ldx: number, slots: number, k: number, n: number, D: number): void;
-  scatterAddRowsBackward(dy: number, dweight: number, dout: number, ldo: number, y: number, slots: number, weight: number, k: number, n: number, D: number): void;
-  expertForward(y: number, x: number, slots: number, k: number, n: number, D: number, F: number, bg: number, bu: number, bd: number, g: number, u: number, h: number, ap: number, tile: number): void;
-  swigluRowsForward(y: number, g: number, u: number, x: number, n: number, D: number, F: number, bg: number, bu: number, bd: number, h: number, ap: number, tile: number): void;
-  conv2dRows(out: number, x: number, bp: number, bias: number, C: number, H: number, W: number, O: number, kh: number, kw: number, stride: number, pT: number, pL: number, Ho: number, Wo: number, p0: number, p1: number, ap: number, cbuf: number, tile: number): void;
-  groupNormGroups(out: number, x: number, w: number, b: number, C: number, S: number, G: number, eps: number, silu: number, g0: number, g1: number): void;
-  swigluRowsBackward(dx: number, dwg: number, dwu: number, dwd: number, dout: number, x: number, g: number, u: number, n: number, D: number, F: number, bdT: number, bgT: number, buT: number, h: number, dh: number, dg: number, du: number, ap: number, apT: number, bpT: number, tile: number): void;
-}
+export const KERNEL_EXPORTS = {
+  heapBase: { worker: false, params: [] },
+  packedASize: { worker: false, params: ['M', 'K'] },
+  packedBSize: { worker: false, params: ['N', 'K'] },
+  packARows: { worker: true, params: ['ap', 'a', 'lda', 'M', 'K'] },
+  packACols: { worker: true, params: ['ap', 'a', 'lda', 'M', 'K'] },
+  packBNK: { worker: false, params: ['bp', 'b', 'ldb', 'N', 'K'] },
+  packBKN: { worker: true, params: ['bp', 'b', 'ldb', 'N', 'K'] },
+  gemmPacked: { worker: false, params: ['c', 'ldc', 'ap', 'bp', 'M', 'N', 'K', 'tile', 'overwrite'] },
+  gemmPackedCols: { worker: true, params: ['c', 'ldc', 'ap', 'bp', 'M', 'N', 'K', 'n0', 'n1', 'tile', 'overwrite'] },
+  gemmNaive: { worker: false, params: ['c', 'ldc', 'a', 'lda', 'aTrans', 'b', 'ldb', 'bNK', 'M', 'N', 'K'] },
+  fillRows: { worker: false, params: ['c', 'ldc', 'bias', 'M', 'N'] },
+  colSumAcc: { worker: false, params: ['db', 'dout', 'M', 'N'] },
+  layerNormForward: { worker: true, params: ['out', 'mean', 'rstd', 'x', 'w', 'b', 'M', 'D', 'eps'] },
+  layerNormBackward: { worker: true, params: ['dx', 'dw', 'db', 'dout', 'x', 'w', 'mean', 'rstd', 'M', 'D'] },
+  modulateForward: { worker: true, params: ['out', 'x', 'shift', 'scale', 'B', 'T', 'D'] },
+  modulateBackward: { worker: true, params: ['dx', 'dshift', 'dscale', 'dout', 'x', 'scale', 'B', 'T', 'D'] },
+  gatedResidualForward: { worker: true, params: ['x', 'f', 'gate', 'B', 'T', 'D'] },
+  gatedResidualBackward: { worker: true, params: ['df', 'dgate', 'dout', 'f', 'gate', 'B', 'T', 'D'] },
+  softmaxRows: { worker: false, params: ['s', 'rows', 'n', 'ld', 'scale'] },
+  attentionHeadForward: { worker: true, params: ['out', 'ldo', 'p', 'q', 'k', 'v', 'ld', 'T', 'Dh', 'scale', 'ap', 'bp', 'tile'] },
+  attentionHeadForwardTiled: { worker: true, params: ['out', 'ldo', 'q', 'k', 'v', 'ld', 'T', 'Dh', 'scale', 'R', 's', 'ap', 'kp', 'vp', 'tile'] },
+  attentionHeadBackward: { worker: true, params: ['dq', 'dk', 'dv', 'ldd', 'dout', 'ldo', 'q', 'k', 'v', 'ld', 'p', 'T', 'Dh', 'scale', 'dp', 'ap', 'bp', 'tile'] },
+  attentionHeadNaive: { worker: false, params: ['out', 'ldo', 'p', 'q', 'k', 'v', 'ld', 'T', 'Dh', 'scale'] },
+  expArray: { worker: false, params: ['out', 'x', 'n'] },
+  siluForward: { worker: false, params: ['out', 'x', 'n'] },
+  siluBackward: { worker: false, params: ['dx', 'dout', 'x', 'n'] },
+  swigluGate: { worker: true, params: ['h', 'g', 'u', 'n'] },
+  swigluGateBackward: { worker: true, params: ['dg', 'du', 'dh', 'g', 'u', 'n'] },
+  packARowsGather: { worker: false, params: ['ap', 'x', 'ldx', 'slots', 'k', 'n', 'K'] },
+  scatterAddRows: { worker: false, params: ['out', 'ldo', 'y', 'slots', 'weight', 'k', 'n', 'D'] },
+  gatherRows: { worker: false, params: ['out', 'x', 'ldx', 'slots', 'k', 'n', 'D'] },
+  scatterAddRowsBackward: { worker: false, params: ['dy', 'dweight', 'dout', 'ldo', 'y', 'slots', 'weight', 'k', 'n', 'D'] },
+  expertForward: { worker: true, params: ['y', 'x', 'slots', 'k', 'n', 'D', 'F', 'bg', 'bu', 'bd', 'g', 'u', 'h', 'ap', 'tile'] },
+  swigluRowsForward: { worker: true, params: ['y', 'g', 'u', 'x', 'n', 'D', 'F', 'bg', 'bu', 'bd', 'h', 'ap', 'tile'] },
+  conv2dRows: { worker: true, params: ['out', 'x', 'bp', 'bias', 'C', 'H', 'W', 'O', 'kh', 'kw', 'stride', 'pT', 'pL', 'Ho', 'Wo', 'p0', 'p1', 'ap', 'cbuf', 'tile'] },
+  groupNormGroups: { worker: true, params: ['out', 'x', 'w', 'b', 'C', 'S', 'G', 'eps', 'silu', 'g0', 'g1'] },
+  swigluRowsBackward: { worker: true, params: ['dx', 'dwg', 'dwu', 'dwd', 'dout', 'x', 'g', 'u', 'n', 'D', 'F', 'bdT', 'bgT', 'buT', 'h', 'dh', 'dg', 'du', 'ap', 'apT', 'bpT', 'tile'] },
+} as const satisfies Record<string, { worker: boolean; params: readonly string[] }>;
+
+type Declared = typeof KERNEL_EXPORTS;
+export type KernelExportName = keyof Declared;
+/** The exports that return a number (sizes, addresses); the others return nothing. */
+type Returning = 'heapBase' | 'packedASize' | 'packedBSize';
+/** One number per parameter name (a mapped tuple). */
+type Numbers<P extends readonly string[]> = { -readonly [I in keyof P]: number };
+
+/** The module's exports as the host calls them: one number per declared parameter. */
+export type KernelExports = {
+  [K in KernelExportName]: (...args: Numbers<Declared[K]['params']>) => K extends Returning ? number : void;
+};
+
+/** An export that worker threads may run. */
+export type WorkerFunction = { [K in KernelExportName]: Declared[K]['worker'] extends true ? K : never }[KernelExportName];
+
+/** The calls a worker may run, by index (the same list on the main thread and in every worker). */
+export const WORKER_FUNCTIONS: readonly WorkerFunction[] = (Object.keys(KERNEL_EXPORTS) as KernelExportName[]).filter((k): k is WorkerFunction => KERNEL_EXPORTS[k].worker);
