@@ -5,8 +5,8 @@
 import type { SwigluWeights } from '../../ref/swiglu.js';
 import { dispatchByExpert } from '../../ref/moeExperts.js';
 import type { BackendHooks } from '../hooks.js';
-import { gemm, packRows, largestFirst } from '../parallel.js';
-import { siluGate } from './swiglu.js';
+import { largestFirst } from '../parallel.js';
+import { packedExpert, swigluPacked } from './swiglu.js';
 import type { Call } from '../threads.js';
 
 // out[r, :] = x[slots[r] / k, :]
@@ -63,7 +63,7 @@ export function moeExperts(be: BackendHooks, out: Float32Array, x: Float32Array,
   const groups = dispatchByExpert(topkIdx.subarray(0, M * k), E)
     .map((slots, i) => ({ slots, w: experts[i] }))
     .filter((g) => g.slots.length > 0);
-  const packed = groups.map(({ w }) => ({ g: be.packed(w.gate, F, D, 'nk'), u: be.packed(w.up, F, D, 'nk'), d: be.packed(w.down, D, F, 'nk') }));
+  const packed = groups.map(({ w }) => packedExpert(be, w, D, F));
   const nMax = Math.max(...groups.map((g) => g.slots.length));
   const parts = be.parts(6 * M * k * D * F);
   const whole = parts === 1 || nMax * parts <= M * k; // every expert within a thread's share
@@ -84,11 +84,7 @@ export function moeExperts(be: BackendHooks, out: Float32Array, x: Float32Array,
       groups.forEach((g, i) => {
         const n = g.slots.length;
         e.packARowsGather(ap, px, D, slots[i], k, n, D); // A = x[slots / k]
-        gemm(be, pg, F, ap, packed[i].g, n, F, D, true); // g = A Wgᵀ
-        gemm(be, pu, F, ap, packed[i].u, n, F, D, true); // u = A Wuᵀ
-        siluGate(be, ph, pg, pu, n * F); // h = silu(g) ⊙ u
-        packRows(be, ap, ph, F, n, F);
-        gemm(be, ys[i], D, ap, packed[i].d, n, D, F, true); // y = h Wdᵀ
+        swigluPacked(be, ys[i], pg, pu, ph, ap, packed[i], n, D, F);
       });
     }
     groups.forEach((g, i) => e.scatterAddRows(po, D, ys[i], slots[i], pw, k, g.slots.length, D)); // out[slot / k] += weight · y

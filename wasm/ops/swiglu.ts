@@ -3,7 +3,7 @@
  * the gate in wasm/assembly/activations.ts): one expert on the packed GEMM split by columns, or
  * several experts side by side, each whole on one thread.
  */
-import type { SwigluCall, SwigluBackwardCall } from '../../ref/swiglu.js';
+import type { SwigluCall, SwigluBackwardCall, SwigluWeights } from '../../ref/swiglu.js';
 import type { BackendHooks } from '../hooks.js';
 import { gemm, split, packRows, packCols, packKN, sideBySide, largestFirst } from '../parallel.js';
 import type { Call } from '../threads.js';
@@ -18,6 +18,31 @@ export function siluGateBackward(be: BackendHooks, dg: number, du: number, dh: n
   split(be, 'swigluGateBackward', n, 4, 12 * n, (lo, hi) => [dg + lo * 4, du + lo * 4, dh + lo * 4, g + lo * 4, u + lo * 4, hi - lo]);
 }
 
+/** An expert's weights packed as B panels for the forward: Wgᵀ, Wuᵀ [D, F] and Wdᵀ [F, D] (held until the call ends). */
+export interface PackedExpert {
+  g: number;
+  u: number;
+  d: number;
+}
+
+export function packedExpert(be: BackendHooks, w: SwigluWeights, D: number, F: number): PackedExpert {
+  return { g: be.packed(w.gate, F, D, 'nk'), u: be.packed(w.up, F, D, 'nk'), d: be.packed(w.down, D, F, 'nk') };
+}
+
+/**
+ * The SwiGLU sequence on the host, written once: from the rows A [n, D] already packed into
+ * ap, g = A·Wgᵀ and u = A·Wuᵀ [n, F], h = silu(g) ⊙ u, then h packed into ap and y = h·Wdᵀ
+ * [n, D] (row stride D); each product split by columns between the threads. ap holds
+ * packedASize(n, max(D, F)) floats.
+ */
+export function swigluPacked(be: BackendHooks, y: number, g: number, u: number, h: number, ap: number, w: PackedExpert, n: number, D: number, F: number): void {
+  gemm(be, g, F, ap, w.g, n, F, D, true); // g = A Wgᵀ
+  gemm(be, u, F, ap, w.u, n, F, D, true); // u = A Wuᵀ
+  siluGate(be, h, g, u, n * F); // h = silu(g) ⊙ u
+  packRows(be, ap, h, F, n, F);
+  gemm(be, y, D, ap, w.d, n, D, F, true); // y = h Wdᵀ
+}
+
 // out[M,D] = (silu(x·Wgᵀ) ⊙ (x·Wuᵀ))·Wdᵀ
 export function swiglu(be: BackendHooks, out: Float32Array, gate: Float32Array | null, up: Float32Array | null, x: Float32Array, wg: Float32Array, wu: Float32Array, wd: Float32Array, M: number, D: number, F: number): void {
   if (M * D === 0) return;
@@ -26,9 +51,7 @@ export function swiglu(be: BackendHooks, out: Float32Array, gate: Float32Array |
     return;
   }
   const e = be.exports;
-  const bg = be.packed(wg, F, D, 'nk');
-  const bu = be.packed(wu, F, D, 'nk');
-  const bd = be.packed(wd, D, F, 'nk');
+  const w = packedExpert(be, { gate: wg, up: wu, down: wd }, D, F);
   be.scratch((s) => {
     const px = s.input(x, M * D);
     const pg = gate ? s.output(gate, M * F, 'none') : s.alloc(M * F);
@@ -36,12 +59,8 @@ export function swiglu(be: BackendHooks, out: Float32Array, gate: Float32Array |
     const ph = s.alloc(M * F);
     const po = s.output(out, M * D, 'none');
     const ap = s.alloc(e.packedASize(M, Math.max(D, F)));
-    packRows(be, ap, px, D, M, D);
-    gemm(be, pg, F, ap, bg, M, F, D, true); // g = x Wgᵀ
-    gemm(be, pu, F, ap, bu, M, F, D, true); // u = x Wuᵀ
-    siluGate(be, ph, pg, pu, M * F); // h = silu(g) ⊙ u
-    packRows(be, ap, ph, F, M, F);
-    gemm(be, po, D, ap, bd, M, D, F, true); // y = h Wdᵀ
+    packRows(be, ap, px, D, M, D); // A = x
+    swigluPacked(be, po, pg, pu, ph, ap, w, M, D, F);
   });
 }
 
@@ -106,7 +125,7 @@ export function swigluExperts(be: BackendHooks, calls: SwigluCall[], D: number):
     return;
   }
   const e = be.exports;
-  const packed = live.map((c) => [be.packed(c.w.gate, c.F, D, 'nk'), be.packed(c.w.up, c.F, D, 'nk'), be.packed(c.w.down, D, c.F, 'nk')]);
+  const packed = live.map((c) => packedExpert(be, c.w, D, c.F));
   const nMax = Math.max(...live.map((c) => c.M));
   const fMax = Math.max(...live.map((c) => c.F));
   be.scratch((s) => {
@@ -115,7 +134,7 @@ export function swigluExperts(be: BackendHooks, calls: SwigluCall[], D: number):
       const pg = c.gate ? s.output(c.gate, c.M * c.F, 'none') : s.alloc(c.M * c.F);
       const pu = c.up ? s.output(c.up, c.M * c.F, 'none') : s.alloc(c.M * c.F);
       const po = s.output(c.out, c.M * D, 'none');
-      return [po, pg, pu, px, c.M, D, c.F, ...packed[i], -1, -2, -3];
+      return [po, pg, pu, px, c.M, D, c.F, packed[i].g, packed[i].u, packed[i].d, -1, -2, -3];
     });
     // per thread: h [nMax, fMax], packed A, the edge tile
     const scratch = Array.from({ length: be.threads }, (_, t) => [s.alloc(nMax * fMax), s.alloc(e.packedASize(nMax, Math.max(D, fMax))), be.tiles[t]]);
