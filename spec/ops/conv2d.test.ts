@@ -1,5 +1,5 @@
 /**
- * conv2d (ref/vae/conv2d.ts, wasm/conv2d.ts): against a direct float64 loop over the formula
+ * conv2d (ref/vae/conv2d.ts, wasm/ops/conv2d.ts): against a direct float64 loop over the formula
  * (independent of the image-to-columns form), for random geometries: 1×1 and 3×3 kernels, stride
  * 1 and 2, uneven padding (diffusers' downsampler pads right and bottom only), widths that cross
  * the GEMM's 16-column panels, its 256-deep K blocks and the kernel's 64-position blocks. Then every
@@ -9,11 +9,11 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { backendsWithThreads } from './backends.js';
-import { rng } from './random.js';
-import { diff } from './golden.js';
-import { conv2dForward, convOut, type Conv2dShape } from '../ref/vae/conv2d.js';
-import { DitMoeError } from '../core/errors.js';
+import { backendsWithThreads } from '../backends.js';
+import { rng } from '../random.js';
+import { diff } from '../golden.js';
+import { conv2dForward, convOut, type Conv2dShape } from '../../ref/vae/conv2d.js';
+import { DitMoeError } from '../../core/errors.js';
 
 const { list: BACKENDS, dispose } = await backendsWithThreads();
 afterAll(dispose);

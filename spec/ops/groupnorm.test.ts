@@ -1,15 +1,15 @@
 /**
- * GroupNorm (+ SiLU) (ref/vae/groupnorm.ts, wasm/groupnorm.ts): ref against the formula in
+ * GroupNorm (+ SiLU) (ref/vae/groupnorm.ts, wasm/ops/groupnorm.ts): ref against the formula in
  * float64, then every backend against ref within 1e-5 relative to max(1, max|ref|) (the kernel
  * suites' tolerance; the wasm kernel normalises in float32 and uses a vector exp of ~2 ulp).
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { backendsWithThreads } from './backends.js';
-import { rng } from './random.js';
-import { diff } from './golden.js';
-import { groupNormForward } from '../ref/vae/groupnorm.js';
-import { DitMoeError } from '../core/errors.js';
+import { backendsWithThreads } from '../backends.js';
+import { rng } from '../random.js';
+import { diff } from '../golden.js';
+import { groupNormForward } from '../../ref/vae/groupnorm.js';
+import { DitMoeError } from '../../core/errors.js';
 
 const { list: BACKENDS, dispose } = await backendsWithThreads();
 afterAll(dispose);
