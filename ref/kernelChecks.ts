@@ -11,11 +11,13 @@ import type { Kernels } from './kernels.js';
 import type { SwigluWeights } from './swiglu.js';
 import { checkConvShape } from './vae/conv2d.js';
 
-function dims(where: string, ...ds: number[]): void {
+/** Dimensions are non-negative integers (also used by backends' own extra kernels). */
+export function dims(where: string, ...ds: number[]): void {
   for (const d of ds) if (!Number.isInteger(d) || d < 0) throw new DitMoeError(`dimensions must be non-negative integers, got ${ds.join(', ')}`, where);
 }
 
-function size(where: string, name: string, a: ArrayLike<number> | null, n: number): void {
+/** An array holds at least n elements. */
+export function size(where: string, name: string, a: ArrayLike<number> | null, n: number): void {
   if (a && a.length < n) throw new DitMoeError(`${name} has ${a.length} elements, needs ${n}`, where);
 }
 

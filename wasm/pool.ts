@@ -8,9 +8,9 @@
 import { DitMoeError } from '../core/errors.js';
 import type { WasmMemory, WasmModule } from './webassembly.js';
 
-/** The calls a worker may run, by index. */
-export const WORKER_FUNCTIONS = ['gemmPackedCols', 'attentionHeadForward', 'attentionHeadForwardTiled', 'attentionHeadBackward', 'expertForward', 'swigluGate', 'swigluGateBackward', 'packARows', 'packACols', 'packBKN', 'layerNormForward', 'layerNormBackward', 'modulateForward', 'modulateBackward', 'gatedResidualForward', 'gatedResidualBackward', 'swigluRowsForward', 'swigluRowsBackward', 'conv2dRows', 'groupNormGroups'] as const;
-export type WorkerFunction = (typeof WORKER_FUNCTIONS)[number];
+import { WORKER_FUNCTIONS, type WorkerFunction } from './exports.js';
+
+export { WORKER_FUNCTIONS, type WorkerFunction };
 /** A call: an export's name and its arguments; an argument -(s + 1) is the thread's scratch slot s. */
 export type Call = [WorkerFunction, number[]];
 

@@ -1,15 +1,16 @@
 /**
- * GroupNorm (+ SiLU) (ref/vae/groupnorm.ts, wasm/groupnorm.ts): ref against the formula in
+ * GroupNorm (+ SiLU) (ref/vae/groupnorm.ts, wasm/ops/groupnorm.ts): ref against the formula in
  * float64, then every backend against ref within 1e-5 relative to max(1, max|ref|) (the kernel
- * suites' tolerance; the wasm kernel normalises in float32 and uses a vector exp of ~2 ulp).
+ * suites' tolerance; the wasm kernel normalises in float32 and uses a vector exp of ~2 ulp),
+ * plus what rounding the group mean to float32 moves the output by (meanRounding below).
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { backendsWithThreads } from './backends.js';
-import { rng } from './random.js';
-import { diff } from './golden.js';
-import { groupNormForward } from '../ref/vae/groupnorm.js';
-import { DitMoeError } from '../core/errors.js';
+import { backendsWithThreads } from '../backends.js';
+import { rng } from '../random.js';
+import { diff } from '../golden.js';
+import { groupNormForward } from '../../ref/vae/groupnorm.js';
+import { DitMoeError } from '../../core/errors.js';
 
 const { list: BACKENDS, dispose } = await backendsWithThreads();
 afterAll(dispose);
@@ -18,6 +19,31 @@ const TOL = 1e-5;
 function values(seed: number, n: number, offset = 0, scale = 1): Float32Array {
   const r = rng(seed);
   return Float32Array.from({ length: n }, () => offset + scale * (2 * r() - 1));
+}
+
+/**
+ * The wasm kernel, like PyTorch's float32 GroupNorm, holds the group mean μ in float32: that
+ * rounding (≤ 2⁻²⁴·|μ|) moves every output by up to 2⁻²⁴·|μ|·rstd·|w| (SiLU's slope is < 1.1).
+ * Tiny groups far from zero (1–2 values at an offset of −50) make this exceed 1e-5 by itself;
+ * ref keeps μ in float64. Returns the largest such shift over the groups, doubled.
+ */
+function meanRounding(x: Float32Array, w: Float32Array | null, N: number, C: number, S: number, G: number, eps: number): number {
+  const cg = C / G;
+  let worst = 0;
+  for (let n = 0; n < N; n++)
+    for (let g = 0; g < G; g++) {
+      const base = (n * C + g * cg) * S;
+      let mu = 0;
+      for (let i = 0; i < cg * S; i++) mu += x[base + i];
+      mu /= cg * S;
+      let v = 0;
+      for (let i = 0; i < cg * S; i++) v += (x[base + i] - mu) ** 2;
+      const rstd = 1 / Math.sqrt(v / (cg * S) + eps);
+      let wmax = 1;
+      if (w) for (let c = g * cg; c < (g + 1) * cg; c++) wmax = Math.max(wmax, Math.abs(w[c]));
+      worst = Math.max(worst, 2 ** -24 * Math.abs(mu) * rstd * wmax * 1.1);
+    }
+  return 2 * worst;
 }
 
 function groupNorm64(x: Float32Array, w: Float32Array | null, b: Float32Array | null, N: number, C: number, S: number, G: number, eps: number, silu: boolean): Float64Array {
@@ -67,7 +93,7 @@ describe('groupNorm: ref against the formula', () => {
         groupNormForward(out, x, w, b, r.N, C, r.S, r.G, r.eps, r.silu);
         expect(maxRel(out, groupNorm64(x, w, b, r.N, C, r.S, r.G, r.eps, r.silu))).toBeLessThanOrEqual(TOL);
       }),
-      { numRuns: 80 },
+      { numRuns: 80, seed: 2026 },
     );
   });
 
@@ -85,9 +111,9 @@ describe.each(BACKENDS)('groupNorm [%s] against ref', (_name, kern) => {
         groupNormForward(want, x, w, b, r.N, C, r.S, r.G, r.eps, r.silu);
         const got = new Float32Array(x.length).fill(NaN);
         kern.groupNorm(got, x, w, b, r.N, C, r.S, r.G, r.eps, r.silu);
-        expect(maxRel(got, want)).toBeLessThanOrEqual(TOL);
+        expect(maxRel(got, want)).toBeLessThanOrEqual(TOL + meanRounding(x, w, r.N, C, r.S, r.G, r.eps));
       }),
-      { numRuns: 60 },
+      { numRuns: 60, seed: 2026 },
     );
   });
 

@@ -4,32 +4,25 @@
  * are cut into ranges of whole blocks of positions (as many as keep a block's patches in L2) that the threads claim, each thread packing its
  * own patches (no column matrix) into its own scratch.
  */
-import { DitMoeError } from '../core/errors.js';
-import { checkConvShape, type Conv2dShape } from '../ref/vae/conv2d.js';
-import type { BackendHooks } from './hooks.js';
-import type { Call } from './threads.js';
+import { checkConvShape, type Conv2dShape } from '../../ref/vae/conv2d.js';
+import type { BackendHooks } from '../hooks.js';
+import type { Call } from '../threads.js';
 
 
-export function conv2dWasm(h: BackendHooks, out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, s: Conv2dShape): void {
-  const where = 'wasm.conv2d';
-  const [Ho, Wo] = checkConvShape(s, where);
+export function conv2d(h: BackendHooks, out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, s: Conv2dShape): void {
+  const [Ho, Wo] = checkConvShape(s, 'wasm.conv2d'); // the operands were checked (ref/kernelChecks.ts)
   const { N, C, H, W, O, kh, kw } = s;
   const K = C * kh * kw;
   const P = Ho * Wo;
-  const need = (name: string, a: Float32Array | null, n: number) => {
-    if (a && a.length < n) throw new DitMoeError(`${name} has ${a.length} elements, needs ${n}`, where);
-  };
-  need('out', out, N * O * P), need('x', x, N * C * H * W), need('w', w, O * K), need('b', b, O);
   if (N * O * P === 0) return;
-  const bp = h.packedWeight(w, O, K);
+  const bp = h.packed(w, O, K, 'nk');
   h.scratch((sc) => {
-    const e = h.exports();
     const px = sc.input(x, N * C * H * W);
     const pb = b ? sc.input(b, O) : 0;
     const po = sc.output(out, N * O * P, 'none');
     const parts = h.parts(2 * N * P * O * K);
-    const tiles = h.tiles();
-    const ROWS = (e.conv2dBlockRows(K) as number);
+    const tiles = h.tiles;
+    const ROWS = h.exports.conv2dBlockRows(K); // output positions per block: as many as keep a block's patches in L2
     const scratch = Array.from({ length: parts }, (_, t) => [sc.alloc(ROWS * K), sc.alloc(ROWS * O), tiles[t]]);
     const blocks = Math.ceil(P / ROWS);
     // about 4 ranges per thread and image: balanced, and few claims
@@ -40,7 +33,6 @@ export function conv2dWasm(h: BackendHooks, out: Float32Array, x: Float32Array, 
         calls.push(['conv2dRows', [po + n * O * P * 4, px + n * C * H * W * 4, bp, pb, C, H, W, O, kh, kw, s.stride, s.padTop, s.padLeft, Ho, Wo, q * ROWS, Math.min(P, (q + per) * ROWS), ROWS, -1, -2, -3]]);
       }
     }
-    if (parts === 1) for (const [fn, args] of calls) e[fn](...args.map((v) => (v < 0 ? scratch[0][-v - 1] : v)));
-    else h.runCalls(calls, scratch);
+    h.runCalls(calls, scratch); // on one thread when parts = 1 (one row of scratch)
   });
 }
