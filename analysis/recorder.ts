@@ -12,22 +12,27 @@
  * Memory: L·(C + S + T)·E numbers plus one step of top-k indices per layer, whatever the
  * number of steps or images.
  *
- * Guidance: DDPM and DDIM call the model on the doubled batch [x; x] with labels [y; null]
- * (layout 'doubled': the first half is recorded); rectified flow calls it twice per step,
- * conditional then null (layout 'separate': calls whose labels are all the null class are
- * skipped). Each recorded call is one denoising step.
+ * Guidance: DDPM, DDIM and DPM-Solver on a noise predictor call the model on the doubled batch
+ * [x; x] with labels [y; null] (layout 'doubled': the first half is recorded); the flow samplers
+ * call it twice per evaluation, conditional then null (layout 'separate': calls whose labels are
+ * all the null class are skipped). Each recorded call is one model evaluation.
  */
 import { DitMoeError } from '../core/errors.js';
 import { balanceLossForward } from '../ref/balanceLoss.js';
 import type { Trace } from '../ref/block.js';
 import type { DiffusionModelFn } from '../ref/diffusion/samplers.js';
+import { guidancePasses, samplerNeeds, type Objective, type SamplerName } from '../ref/diffusion/sampling.js';
 
 export type GuidanceLayout = 'none' | 'doubled' | 'separate';
 
-/** How a sampler lays out guided model calls. */
-export function guidanceLayout(sampler: 'ddpm' | 'ddim' | 'flow', guided: boolean): GuidanceLayout {
+/**
+ * How a sampler lays out guided model calls (the one sampling setup decides:
+ * ref/diffusion/sampling.ts `guidancePasses`; `objective`: what the model predicts, which matters
+ * for DPM-Solver++ — default: the sampler's own, noise for the DDPM family).
+ */
+export function guidanceLayout(sampler: SamplerName, guided: boolean, objective?: Objective): GuidanceLayout {
   if (!guided) return 'none';
-  return sampler === 'flow' ? 'separate' : 'doubled';
+  return guidancePasses({ sampler }, objective ?? (samplerNeeds(sampler) === 'flow' ? 'flow' : 'ddpm'));
 }
 
 export interface RecorderOptions {

@@ -70,6 +70,9 @@ function shares(table: number[][], tokens: ArrayLike<number>, keep: number[]): n
   return keep.map((i) => table[i].map((v) => (tokens[i] > 0 ? v / tokens[i] : 0)));
 }
 
+/** Every file writeAnalysis may write into its folder (the CLI refuses a run whose inputs are among them). */
+export const ANALYSIS_FILES = ['heatmap_class.svg', 'heatmap_step.svg', 'heatmap_position.svg', 'expert_load.svg', 'expert_map.svg', 'samples.png', 'stats.json', 'index.html', 'routing.safetensors'] as const;
+
 export interface FigureFile {
   file: string; // name inside the output folder
   title: string;

@@ -4,22 +4,25 @@
  * request beyond the memory this process may use is one line naming the option, not a V8 heap
  * abort after a minute or a RangeError.
  *
- * The wasm backend holds the weights and activations in one wasm32 memory. Today only its first
- * 2 GiB are usable: wasm/arena.ts turns byte addresses into f32 indices with `p >> 2`, a signed
- * shift, so an address past 2³¹ becomes a negative index ("offset is out of bounds" for B/2).
- * Larger models are refused with a clear error; the big-models work (issue 12) raises
- * WASM_MEMORY_BYTES where it makes them fit.
+ * The wasm backend holds its packed weights and the activations in one wasm32 memory of 4 GiB:
+ * the weights in a bounded cache (wasm/weightCache.ts, DEFAULT_WEIGHT_BUDGET; a layer that does
+ * not fit it is refused by the memory plan, cli/memoryBudget.ts), the activations in the rest.
+ * The weights of a model file are placed by that plan within --memory-budget (resident or
+ * streamed), so only a fresh --preset's float32 weights are counted here.
  */
 import * as os from 'node:os';
 import { DitMoeError } from '../core/errors.js';
 import { dims, type DiTConfig } from '../ref/config.js';
 import { accounting } from '../ref/accounting.js';
 import type { Kernels } from '../ref/kernels.js';
+import { DEFAULT_WEIGHT_BUDGET } from '../wasm/weightCache.js';
 
 /** The memory a command may plan to use: half the machine's. */
 export const MEMORY_BYTES = os.totalmem() / 2;
-/** What the wasm backend can hold today (see the top of this file). */
-export const WASM_MEMORY_BYTES = 2 ** 31;
+/** What a wasm32 memory addresses. */
+export const WASM_MEMORY_BYTES = 2 ** 32;
+/** What the wasm memory leaves for activations and scratch beside the weight cache. */
+export const WASM_ACTIVATION_BYTES = WASM_MEMORY_BYTES - DEFAULT_WEIGHT_BUDGET;
 /** The largest picture written: 100 megapixels (400 MB of RGBA while encoding). */
 export const MAX_PIXELS = 100e6;
 
@@ -48,14 +51,17 @@ export function activationBytes(c: DiTConfig, images: number): number {
 
 /**
  * A model of configuration `c` run on `kernels` with batches of `images` images: refused when
- * the weights and activations do not fit (the wasm memory, or this machine).
+ * its activations do not fit beside the weight cache in the wasm memory, or when the weights
+ * this process holds outside the memory plan (`heldWeights`: a fresh --preset's float32
+ * weights, the default; 0 for a model file, which the plan has placed), their packed copies and
+ * the activations do not fit this machine.
  */
-export function checkModelFits(c: DiTConfig, kernels: Kernels, images: number, where: string): void {
-  const weights = weightBytes(c);
-  const total = weights + activationBytes(c, images);
-  const remedy = weights + activationBytes(c, 1) > WASM_MEMORY_BYTES ? 'the wasm backend does not hold models this large yet: use --backend ref' : 'use fewer images at once (or --backend ref)';
-  if (kernels.name.startsWith('wasm')) checkBytes(total, `the model (${GB(weights)} of weights) with a batch of ${images} images`, where, WASM_MEMORY_BYTES, remedy);
-  checkBytes(2 * weights + activationBytes(c, images), `the model (${GB(weights)} of weights) with a batch of ${images} images`, where);
+export function checkModelFits(c: DiTConfig, kernels: Kernels, images: number, where: string, heldWeights = weightBytes(c)): void {
+  const act = activationBytes(c, images);
+  const wasm = kernels.name.startsWith('wasm');
+  if (wasm) checkBytes(act, `a batch of ${images} images`, where, WASM_ACTIVATION_BYTES, 'use fewer images at once (or --backend ref)');
+  const packed = wasm ? Math.min(DEFAULT_WEIGHT_BUDGET, heldWeights) : 0;
+  checkBytes(heldWeights + packed + act, heldWeights ? `the model (${GB(heldWeights)} of weights) with a batch of ${images} images` : `a batch of ${images} images`, where);
 }
 
 /** A picture of width × height pixels, refused beyond MAX_PIXELS. */

@@ -18,8 +18,8 @@ import { loadModelFromSafetensors } from '../io/modelFile.js';
 import { routerForward } from '../ref/router.js';
 import { balanceLossForward } from '../ref/balanceLoss.js';
 import { makeRng } from '../ref/diffusion/rng.js';
-import { RoutingRecorder, type LayerRouting } from '../analysis/recorder.js';
-import { runAnalysis, writeAnalysis, spreadSteps, rawRouting } from '../analysis/report.js';
+import { RoutingRecorder, guidanceLayout, type LayerRouting } from '../analysis/recorder.js';
+import { runAnalysis, writeAnalysis, spreadSteps, rawRouting, ANALYSIS_FILES } from '../analysis/report.js';
 import { parseSafetensors, asNumbers } from '../io/safetensors.js';
 import { loadBars, expertMaps } from '../analysis/plots.js';
 import { heatmapGrid } from '../render/charts.js';
@@ -44,6 +44,17 @@ function randn(n: number, seed: number): Float32Array {
 function recorderFor(steps: number, extra: Partial<ConstructorParameters<typeof RoutingRecorder>[0]> = {}) {
   return new RoutingRecorder({ layers: L, experts: E, k: K, gridSize: G, labels: c.num_classes + 1, steps, ...extra });
 }
+
+describe('guidanceLayout', () => {
+  it('follows how each sampler calls the model under guidance (the recorder skips the null half or the null pass)', () => {
+    for (const s of ['ddpm', 'ddim', 'dpm2s'] as const) expect(guidanceLayout(s, true), s).toBe('doubled');
+    for (const s of ['flow', 'heun'] as const) expect(guidanceLayout(s, true), s).toBe('separate');
+    // DPM-Solver++ takes either model: the doubled batch on a noise predictor, two passes on a flow
+    expect(guidanceLayout('dpm++2m', true)).toBe('doubled');
+    expect(guidanceLayout('dpm++3m', true, 'flow')).toBe('separate');
+    expect(guidanceLayout('heun', false)).toBe('none');
+  });
+});
 
 describe('routing recorder', () => {
   it('counts equal a direct recomputation from the router (guided, doubled batch: only the conditional half)', () => {
@@ -270,6 +281,8 @@ describe('routing pictures', () => {
       expect(stats.layer).toHaveLength(L);
       expect(stats.imageLabels).toEqual([7, 8]);
       expect(files).toHaveLength(8);
+      // the CLI guards exactly these names (cli/commands/analyze.ts)
+      for (const f of files) expect(ANALYSIS_FILES as readonly string[]).toContain(path.basename(f));
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -12,10 +12,10 @@ import { refuseOverwritingInputs, checkOutputFolder } from '../../node/outputs.j
 import { checkModelFits } from '../limits.js';
 import { kernelsFor, backendOption, threadsOption } from '../backend.js';
 import { memoryBudgetOption } from '../memoryBudget.js';
-import { loadModelFile, readModelTensors, type ModelOptions } from '../loadModel.js';
+import { loadModelWithMetadata, type ModelOptions } from '../loadModel.js';
 import { progressBar } from '../progress.js';
 import { parseLabels, parseClassList, type SampleRequest } from './sample.js';
-import { runAnalysis, writeAnalysis } from '../../analysis/report.js';
+import { runAnalysis, writeAnalysis, ANALYSIS_FILES } from '../../analysis/report.js';
 
 
 export function register(program: Command): void {
@@ -49,14 +49,11 @@ export function register(program: Command): void {
       if (o.class !== undefined) parseClassList(o.class);
       checkOutputFolder('--out', o.out);
       // the files written into --out (analysis/report.ts) must not be an input
-      const written = ['heatmap_class.png', 'heatmap_step.png', 'heatmap_position.png', 'expert_load.png', 'expert_map.png', 'samples.png', 'stats.json', 'index.html', 'routing.safetensors'];
-      refuseOverwritingInputs(written.map((f) => ['--out', path.join(o.out, f)]), [['--model', o.model], ['--config', o.config]]);
+      refuseOverwritingInputs(ANALYSIS_FILES.map((f) => ['--out', path.join(o.out, f)]), [['--model', o.model], ['--config', o.config]]);
       const kernels = await kernelsFor(o.backend, o.threads);
-      const model = await loadModelFile(o.model, kernels, o);
-      checkModelFits(model.config, kernels, o.cfg !== 1 ? 2 * o.samples : o.samples, `--samples ${o.samples}`);
-      const meta = (await readModelTensors(o.model, o)).metadata;
+      const { model, metadata: meta } = await loadModelWithMetadata(o.model, kernels, o);
+      checkModelFits(model.config, kernels, o.cfg !== 1 ? 2 * o.samples : o.samples, `--samples ${o.samples}`, 0); // the file's weights: placed by the memory plan
       const sampler = (o.sampler ?? (meta.objective === 'flow' || !model.config.learn_sigma ? 'flow' : 'ddpm')) as SampleRequest['sampler'];
-      if (!['ddpm', 'ddim', 'flow'].includes(sampler)) throw new DitMoeError(`unknown sampler '${sampler}' (ddpm, ddim, flow)`, '--sampler');
       const c = model.config;
       const labels = parseLabels(o.class, o.samples, c.num_classes);
       const bar = progressBar(o.steps, `analyzing ${o.samples} × ${sampler}`);

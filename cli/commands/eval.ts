@@ -66,7 +66,7 @@ export function register(program: Command): void {
       const lof = o.lowerOrderFinal;
       const solver = o.sampler === undefined && o.order === undefined && o.spacing === undefined && lof === undefined ? undefined : { sampler: (o.sampler ?? (objective === 'flow' ? 'flow' : 'ddim')) as SamplerName, order: o.order, spacing: o.spacing as DpmSkipType | undefined, lowerOrderFinal: lof };
       if (solver) checkSampler({ ...solver, steps: o.steps }, objective);
-      checkModelFits(config, kernels, o.cfg !== 1 ? 2 * o.samples : o.samples, `--samples ${o.samples}`);
+      checkModelFits(config, kernels, o.cfg !== 1 ? 2 * o.samples : o.samples, `--samples ${o.samples}`, 0); // the file's weights: placed by the memory plan
       const data = loadDataset(o.data); // after the model's checks: loading MNIST takes a second
       const K = Math.min(config.num_classes, data.numClasses);
       if (o.samples % K !== 0 || o.samples < K) throw new DitMoeError(`${o.samples} is not a positive multiple of the ${K} classes`, '--samples');

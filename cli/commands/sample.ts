@@ -103,7 +103,7 @@ export function register(program: Command): void {
       checkSampler(solver, objective);
       const c = model.config;
       if (guidedChannels !== 'all' && guidedChannels > c.in_channels) throw new DitMoeError(`${guidedChannels} is more than the model's ${c.in_channels} channels`, '--guided-channels');
-      checkModelFits(c, kernels, o.cfg !== 1 ? 2 * o.count : o.count, `--count ${o.count}`);
+      checkModelFits(c, kernels, o.cfg !== 1 ? 2 * o.count : o.count, `--count ${o.count}`, o.model ? 0 : undefined); // a file's weights: placed by the memory plan
       const vaeOut = await vaeSampleOutput({ vae: o.vae, preview: o.preview, out: o.out }, c, kernels);
       if (vaeOut?.previewFile) refuseOverwritingInputs([['--preview output', vaeOut.previewFile]], [['--model', o.model], ['--vae', o.vae], ['--preview', o.preview]]);
       const side = vaeOut?.decoder ? c.input_size * vaeOut.decoder.factor : c.input_size; // the picture's side: a VAE decodes a latent pixel to factor² pixels
