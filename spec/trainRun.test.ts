@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { Trainer } from '../train/trainer.js';
 import { runTraining, checkpointPath } from '../train/run.js';
 import { readCheckpoint } from '../train/checkpoint.js';
-import { nearestNeighbours, evaluateSamples } from '../train/eval.js';
+import { nearestNeighbours, evaluateSamples, generateSamples } from '../train/eval.js';
 import { tinyModel, barsDataset, args } from './trainHelpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ditmoe-run-'));
@@ -79,6 +79,21 @@ describe('1-NN evaluation', () => {
     expect(r.perClass[2]).toBe(0);
     // yardstick: each bar image's nearest other bar differs in two rows of 8 pixels: √(16·4) = 8
     expect(r.realNNDistance).toBeCloseTo(8, 5);
+  });
+});
+
+describe('generateSamples', () => {
+  // DDPM ancestral draws fresh noise at every step: `eval --sampler ddpm` must get it from the seed
+  it('runs DDPM ancestral sampling with step noise from the seed (same seed, same images)', () => {
+    const m = tinyModel({ learn_sigma: true, class_dropout_prob: 0.1 });
+    const draw = (seed: number) => generateSamples(m, [0, 1], 2, { objective: 'ddpm', steps: 4, cfg: 2, seed, solver: { sampler: 'ddpm' } }).images;
+    const a = draw(0);
+    expect(a.every(Number.isFinite)).toBe(true);
+    expect(draw(0)).toEqual(a);
+    expect(draw(1)).not.toEqual(a);
+    // the step noise matters: ancestral samples are not the deterministic DDIM ones from the same start
+    const ddim = generateSamples(m, [0, 1], 2, { objective: 'ddpm', steps: 4, cfg: 2, seed: 0, solver: { sampler: 'ddim' } }).images;
+    expect(ddim).not.toEqual(a);
   });
 });
 

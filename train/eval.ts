@@ -43,7 +43,9 @@ export function generateSamples(model: DiTModel, classes: number[], perClass: nu
   const guidance = guided ? { scale: s.cfg, nullClass: c.num_classes, channels: 'all' as const } : null;
   const onS = onStep ? (i: number, n: number) => onStep(i + 1, n) : undefined;
   const setup: SamplerSetup = { sampler: s.objective === 'flow' ? 'flow' : 'ddim', varType: c.learn_sigma ? 'learned_range' : 'fixed_small', ...s.solver, steps: s.steps, guidance };
-  const out = sampleWith(setup, { model: fn, z, shape, y, objective: s.objective, onStep: onS });
+  // DDPM ancestral (and DDIM with eta > 0) draw step noise: its own stream of the seed
+  const noise = streamRng(s.seed, 'sample-steps', 0);
+  const out = sampleWith(setup, { model: fn, z, shape, y, objective: s.objective, noise, onStep: onS });
   for (let i = 0; i < out.length; i++) out[i] = Math.max(-1, Math.min(1, out[i]));
   return { images: out, labels: y };
 }
