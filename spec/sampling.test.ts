@@ -119,29 +119,38 @@ describe('dit-moe sample with the fast samplers', () => {
 });
 
 describe('the fast samplers on the shipped rectified-flow model', () => {
-  it('at 10 evaluations, DPM-Solver++ 2M and Heun land nearer the converged samples than Euler', async () => {
-    // 2 digits, guidance 2; "converged" = Heun with 20 steps (39 evaluations; its own error is ~1/10 of
-    // Euler's at 10 steps by the docs/solvers.md table). Measured RMS to it (pixels in [−1, 1]):
-    // Euler 10 ≈ 0.06, DPM-Solver++ 2M 10 ≈ 0.04, Heun 5 (9 evaluations) ≈ 0.05; we ask only for the order.
+  it('at the same number of evaluations, DPM-Solver++ 2M and Heun land nearer the converged samples than Euler', async () => {
+    // 10 digits (one per class), guidance 2, the median over the digits of the per-digit RMS (a digit
+    // that flips to another shape between two solvers would dominate a mean of few); "converged" = Heun with 20 steps (39 evaluations; its own error is ~1/5 of
+    // Euler's at 10 steps by the docs/solvers.md table). The table's RMS over 100 digits (pixels in
+    // [−1, 1]): Euler 10: 0.065, DPM-Solver++ 2M 10: 0.043; Euler 15: 0.047, Heun 8 (15 evaluations):
+    // 0.031. We ask only for the order.
     const { loadModelFromSafetensors } = await import('../io/modelFile.js');
     const { backends } = await import('./backends.js');
     const wasm = backends().find(([n]) => n === 'wasm')![1];
     const file = path.join(GOLDEN_DIR, '..', 'models', 'mnist-s.safetensors');
     const model = loadModelFromSafetensors(new Uint8Array(fs.readFileSync(file)), file, wasm);
-    const y = Int32Array.of(3, 8);
-    const z = makeRng(11).fillNormal(new Float32Array(2 * 28 * 28));
-    const io = { model: ((x, s, t, yy) => model.forward(x, s, t, yy)) as DiffusionModelFn, z, shape: [2, 1, 28, 28], y, objective: 'flow' as const };
+    const N = 10;
+    const y = Int32Array.from({ length: N }, (_, i) => i);
+    const z = makeRng(11).fillNormal(new Float32Array(N * 28 * 28));
+    const io = { model: ((x, s, t, yy) => model.forward(x, s, t, yy)) as DiffusionModelFn, z, shape: [N, 1, 28, 28], y, objective: 'flow' as const };
     const guidance = { scale: 2, nullClass: 10, channels: 'all' as const };
     const run = (sampler: SamplerName, steps: number) => sampleWith({ sampler, steps, guidance }, io);
     const ref = run('heun', 20);
-    const rms = (x: Float32Array) => Math.sqrt(x.reduce((s, v, i) => s + (v - ref[i]) ** 2, 0) / x.length);
+    const P = 28 * 28;
+    const rms = (x: Float32Array) => {
+      const per = Array.from({ length: N }, (_, n) => Math.sqrt(x.subarray(n * P, (n + 1) * P).reduce((s, v, i) => s + (v - ref[n * P + i]) ** 2, 0) / P));
+      per.sort((a, b) => a - b);
+      return (per[N / 2 - 1] + per[N / 2]) / 2;
+    };
     const euler = rms(run('flow', 10));
     const dpm = rms(run('dpm++2m', 10));
-    const heun = rms(run('heun', 5));
+    const heun = rms(run('heun', 8));
+    const euler15 = rms(run('flow', 15));
     const dpm1 = rms(sampleWith({ sampler: 'dpm++2m', order: 1, steps: 10, guidance }, io));
-    console.log(`RMS to Heun 20: Euler 10 ${euler.toFixed(4)}, DPM-Solver++ 2M 10 ${dpm.toFixed(4)} (order 1: ${dpm1.toFixed(4)}), Heun 5 ${heun.toFixed(4)}`);
+    console.log(`RMS to Heun 20: Euler 10 ${euler.toFixed(4)}, DPM-Solver++ 2M 10 ${dpm.toFixed(4)} (order 1: ${dpm1.toFixed(4)}), Heun 8 ${heun.toFixed(4)} (Euler 15: ${euler15.toFixed(4)})`);
     expect(dpm).toBeLessThan(euler);
-    expect(heun).toBeLessThan(euler);
+    expect(heun).toBeLessThan(euler15);
     // DPM-Solver++(1) on a flow is Euler: x_t = (t/s)·x + ((s − t)/s)·(x − s·v) = x − (s − t)·v
     expect(Math.abs(dpm1 - euler)).toBeLessThan(1e-4);
   });
