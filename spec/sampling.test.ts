@@ -121,8 +121,9 @@ describe('dit-moe sample with the fast samplers', () => {
 describe('the fast samplers on the shipped rectified-flow model', () => {
   it('at the same number of evaluations, DPM-Solver++ 2M and Heun land nearer the converged samples than Euler', async () => {
     // 10 digits (one per class), guidance 2, the median over the digits of the per-digit RMS (a digit
-    // that flips to another shape between two solvers would dominate a mean of few); "converged" = Heun with 20 steps (39 evaluations; its own error is ~1/5 of
-    // Euler's at 10 steps by the docs/solvers.md table). The table's RMS over 100 digits (pixels in
+    // that flips to another shape between two solvers would dominate a mean of few); "converged" =
+    // Heun with 20 steps (39 evaluations; its own error is ~1/5 of Euler's at 10 steps by the
+    // docs/solvers.md table). The table's RMS over 100 digits (pixels in
     // [−1, 1]): Euler 10: 0.065, DPM-Solver++ 2M 10: 0.043; Euler 15: 0.047, Heun 8 (15 evaluations):
     // 0.031. We ask only for the order.
     const { loadModelFromSafetensors } = await import('../io/modelFile.js');
